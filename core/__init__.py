@@ -1,0 +1,1 @@
+"""CIFAR Lab core: every piece of logic behind the dashboard, importable without Streamlit."""

@@ -1,0 +1,51 @@
+"""Where things live, read from environment variables with sensible defaults.
+
+| variable                  | default              | meaning                                        |
+|---------------------------|----------------------|------------------------------------------------|
+| CIFAR10_ROOT              | ./data               | folder holding cifar-10-batches-py/            |
+| CIFARLAB_SYNTHETIC_ROOT   | ./data/synthetic     | folder for the synthetic demo set              |
+| CIFARLAB_RUNS_DIR         | ./runs               | run store (SQLite) and one folder per run      |
+| CIFARLAB_MAX_ACTIVE_RUNS  | 1                    | how many runs may train at the same time       |
+| CIFARLAB_OFFLINE          | unset                | "1": never try to download CIFAR-10            |
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default.resolve()
+
+
+def data_root() -> Path:
+    """Folder that holds (or will hold) `cifar-10-batches-py/`."""
+    return _path_from_env("CIFAR10_ROOT", Path.cwd() / "data")
+
+
+def synthetic_root() -> Path:
+    """Folder that holds (or will hold) the synthetic demo set in the same layout."""
+    return _path_from_env("CIFARLAB_SYNTHETIC_ROOT", Path.cwd() / "data" / "synthetic")
+
+
+def runs_dir() -> Path:
+    """Folder of the run store: `runs.sqlite` plus one sub-folder per run."""
+    return _path_from_env("CIFARLAB_RUNS_DIR", Path.cwd() / "runs")
+
+
+def max_active_runs() -> int:
+    raw = os.environ.get("CIFARLAB_MAX_ACTIVE_RUNS", "1").strip() or "1"
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"CIFARLAB_MAX_ACTIVE_RUNS must be a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise ValueError(f"CIFARLAB_MAX_ACTIVE_RUNS must be at least 1, got {value}")
+    return value
+
+
+def offline() -> bool:
+    return os.environ.get("CIFARLAB_OFFLINE", "").strip() in {"1", "true", "yes"}

@@ -1,0 +1,28 @@
+"""Entry point: `streamlit run dashboard/app.py` (or `make run`)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ first, not the repo root
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import common  # noqa: E402
+
+st.set_page_config(page_title="CIFAR Lab", page_icon="🧪", layout="wide")
+
+PAGES = [
+    ("numpy_network.py", "Numpy network", "🔢"),
+    ("training.py", "Training", "📈"),
+    ("samples.py", "Sample images", "🖼️"),
+    ("evaluation.py", "Evaluation", "🎯"),
+]
+pages_dir = Path(__file__).parent / "pages"
+navigation = st.navigation(
+    [st.Page(str(pages_dir / f), title=title, icon=icon) for f, title, icon in PAGES if (pages_dir / f).exists()]
+)
+common.sidebar()
+navigation.run()

@@ -1,0 +1,159 @@
+"""Shared fixtures: isolated folders, real CIFAR-10 when present, a live server and a real browser."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Outside CI a missing resource skips with a reason; under CI it must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def session_dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cifarlab")
+    dirs = {"synthetic": base / "synthetic", "runs": base / "runs"}
+    for d in dirs.values():
+        d.mkdir()
+    return dirs
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, session_dirs, tmp_path):
+    """Every test writes runs to its own folder and never downloads anything."""
+    monkeypatch.setenv("CIFARLAB_SYNTHETIC_ROOT", str(session_dirs["synthetic"]))
+    monkeypatch.setenv("CIFARLAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFARLAB_OFFLINE", "1")
+    if not os.environ.get("CIFAR10_ROOT"):
+        # Point at an empty folder so the app never finds or fetches a stray ./data.
+        monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path / "no-cifar"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> Path:
+    """The development split built from ../shared/datasets (make test builds it)."""
+    raw = os.environ.get("CIFAR10_ROOT", "")
+    root = Path(raw) if raw else None
+    if root is None or not (root / "cifar-10-batches-py" / "test_batch").is_file():
+        _skip_or_fail(
+            "real CIFAR-10 not found: set CIFAR10_ROOT to a folder holding cifar-10-batches-py/ "
+            "(`make test` builds one from ../shared/datasets)"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(session_dirs):
+    from core import data
+
+    return data.load_synthetic(session_dirs["synthetic"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """A real `streamlit run` of the dashboard on a free localhost port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = _free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+               "--server.port", str(self.port), "--server.address", "127.0.0.1",
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early; log: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not answer in 60 s; log: {log_path.read_text()[-2000:]}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def app_server(tmp_path, isolated_env):
+    """Start the dashboard with the test's isolated folders; yields the server (url, port)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    server = AppServer(env, tmp_path / "streamlit.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    for cand in CHROMIUM_CANDIDATES:
+        if Path(cand).exists():
+            return cand
+    found = shutil.which("chromium")
+    if found:
+        return found
+    _skip_or_fail("no chromium browser found: `apt-get install chromium` (Debian) to run browser tests")
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed in this environment")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """Screenshots from browser tests land here for a person to look at."""
+    out = REPO / "test-output" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
