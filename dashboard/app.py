@@ -12,13 +12,13 @@ import streamlit as st  # noqa: E402
 
 from dashboard import common  # noqa: E402
 
-st.set_page_config(page_title="CIFAR Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    ("numpy_network.py", "Numpy network", "🔢"),
-    ("training.py", "Training", "📈"),
-    ("samples.py", "Sample images", "🖼️"),
-    ("evaluation.py", "Evaluation", "🎯"),
+    ("numpy_network.py", "Numpy network", ":material/calculate:"),
+    ("training.py", "Training", ":material/monitoring:"),
+    ("samples.py", "Sample images", ":material/photo_library:"),
+    ("evaluation.py", "Evaluation", ":material/fact_check:"),
 ]
 pages_dir = Path(__file__).parent / "pages"
 navigation = st.navigation(
