@@ -77,6 +77,6 @@ def sidebar() -> None:
             st.caption(f"**Synthetic** demo images (not CIFAR-10), in `{settings.synthetic_root()}`")
         else:
             status = data.cifar10_status(settings.data_root())
-            icon = "✅" if status.present else "⚠️"
+            icon = ":material/check_circle:" if status.present else ":material/warning:"
             st.caption(f"{icon} CIFAR-10 from `{status.root}`" + ("" if status.present else " — not found"))
         st.caption(f"Device: **{describe_device()}**")

@@ -1,0 +1,113 @@
+"""Figures for the Evaluation page: plain functions that take numbers and return plotly figures.
+
+No Streamlit here, so each builder can be tested (and reused) on its own.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+PRIMARY = "#2563eb"
+SECOND = "#f59e0b"
+MUTED = "#9ca3af"
+FONT = dict(size=13)
+MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def pixelated(image_uint8: np.ndarray, scale: int) -> np.ndarray:
+    """Upscale an (H, W, 3) uint8 image by an integer factor, each pixel a sharp square.
+
+    Shown at its natural size, the browser does not resample it, so nothing gets blurred.
+    """
+    return np.repeat(np.repeat(np.asarray(image_uint8), scale, axis=0), scale, axis=1)
+
+
+def per_class_accuracy_bar(classes: Sequence[str], accuracy: Sequence[float], overall: float,
+                           support: Sequence[int] | None = None) -> go.Figure:
+    """Bars of per-class test accuracy, best class first, with the overall accuracy as a line."""
+    acc = np.asarray(accuracy, dtype=float)
+    order = np.lexsort((np.arange(len(acc)), -acc))
+    names = [classes[i] for i in order]
+    custom = [int(support[i]) if support is not None else 0 for i in order]
+    fig = go.Figure(go.Bar(
+        x=names, y=acc[order], marker_color=PRIMARY, text=[f"{a:.0%}" for a in acc[order]],
+        textposition="outside", cliponaxis=False, customdata=custom, name="per-class accuracy",
+        hovertemplate="%{x}: %{y:.1%} of %{customdata} test images<extra></extra>"))
+    fig.add_hline(y=overall, line_dash="dash", line_color="#374151")
+    fig.update_layout(title=f"Test accuracy per class (dashed line: overall {overall:.1%})", yaxis=dict(title="Accuracy", tickformat=".0%", range=[0, 1.08]),
+                      xaxis=dict(title="Class", categoryorder="array", categoryarray=names),
+                      height=380, margin=MARGIN, font=FONT, showlegend=False)
+    return fig
+
+
+def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str], *, normalized: bool = False,
+                      selected: tuple[int, int] | None = None) -> go.Figure:
+    """Confusion matrix (rows = true class, columns = predicted class) as an annotated heatmap.
+
+    A transparent square marker sits on every off-diagonal cell: heatmap cells cannot be selected
+    in Streamlit (plotly.js sends no point data for them), the markers can, and each carries
+    customdata [true class id, predicted class id]. `selected` outlines one cell.
+    """
+    cm = np.asarray(confusion)
+    n = len(classes)
+    totals = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, totals, out=np.zeros(cm.shape, float), where=totals > 0)
+    z = frac if normalized else cm
+    text = [[f"{frac[t, p]:.0%}" if normalized else f"{int(cm[t, p])}" for p in range(n)] for t in range(n)]
+    names = list(classes)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, colorscale="Blues", text=text, texttemplate="%{text}",
+        textfont=dict(size=12), hoverinfo="skip", xgap=1, ygap=1,
+        colorbar=dict(title="share of row" if normalized else "images", tickformat=".0%" if normalized else None),
+        zmin=0, zmax=1 if normalized else max(1, int(cm.max()))))
+    cells = [(t, p) for t in range(n) for p in range(n) if t != p]
+    fig.add_trace(go.Scatter(
+        x=[names[p] for _, p in cells], y=[names[t] for t, _ in cells], mode="markers",
+        marker=dict(symbol="square", size=34, color=SECOND, opacity=0),
+        selected=dict(marker=dict(opacity=0.35)), unselected=dict(marker=dict(opacity=0)),
+        customdata=[[t, p, int(cm[t, p]), frac[t, p]] for t, p in cells], name="cells", showlegend=False,
+        hovertemplate="True: %{y}<br>Predicted: %{x}<br>%{customdata[2]} images (%{customdata[3]:.1%} of the row)"
+                      "<br>Click to see them<extra></extra>"))
+    if selected is not None:
+        t, p = selected
+        fig.add_shape(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,
+                      line=dict(color=SECOND, width=3))
+    fig.update_layout(
+        title="Confusion matrix" + (" (each row sums to 100%)" if normalized else " (image counts)"),
+        xaxis=dict(title="Predicted class", side="bottom", tickangle=-30, tickfont=dict(size=13, color="#1f2937")),
+        yaxis=dict(title="True class", autorange="reversed", tickfont=dict(size=13, color="#1f2937")),
+        height=600, margin=dict(l=10, r=10, t=50, b=10), font=FONT, clickmode="event+select",
+        dragmode=False)
+    return fig
+
+
+def topk_bar(top: Sequence[tuple[int, str, float]], true_class: int | None = None) -> go.Figure:
+    """Horizontal bars of the k most probable classes, most probable on top; the true class in orange."""
+    names = [name for _, name, _ in top][::-1]
+    probs = [p for _, _, p in top][::-1]
+    colors = [SECOND if (true_class is not None and cid == true_class) else PRIMARY for cid, _, _ in top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=colors,
+                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    title = f"Top {len(top)} classes" + (" (orange: the true class)" if true_class is not None else "")
+    fig.update_layout(title=title, xaxis=dict(title="Probability", tickformat=".0%",
+                      range=[0, 1.15]), yaxis=dict(title=None), height=90 + 36 * len(top),
+                      margin=MARGIN, font=FONT, showlegend=False)
+    return fig
+
+
+def compare_per_class(classes: Sequence[str], runs: Sequence[tuple[str, Sequence[float], float]]) -> go.Figure:
+    """Grouped bars: per-class accuracy of each (label, per-class accuracy, overall) run, side by side."""
+    colors = [PRIMARY, SECOND, "#10b981", "#ef4444"]
+    fig = go.Figure()
+    for i, (label, acc, overall) in enumerate(runs):
+        fig.add_trace(go.Bar(x=list(classes), y=list(acc), name=f"{label} ({overall:.1%})",
+                             marker_color=colors[i % len(colors)],
+                             hovertemplate="%{x}: %{y:.1%}<extra>" + label + "</extra>"))
+    fig.update_layout(title="Per-class test accuracy, side by side", barmode="group",
+                      yaxis=dict(title="Accuracy", tickformat=".0%", range=[0, 1]),
+                      xaxis=dict(title="Class"), height=400, margin=MARGIN, font=FONT,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
