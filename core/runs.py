@@ -1,0 +1,611 @@
+"""The run store: every training run, its status and its metrics, on SQLite in WAL mode.
+
+    store = RunStore()                          # settings.runs_dir(), or RunStore("/some/folder")
+    run = store.create_run(cfg, name="baseline")        # status "queued", folder root/<id>/config.json
+    store.mark_running(run.id, pid=os.getpid(), device="cpu (2 threads)")
+    store.log_metrics(run.id, [(step, epoch, "train_loss", 1.23), ...])   # upsert, one transaction
+    store.mark_finished(run.id, "completed", best_test_acc=0.61, final_test_acc=0.60)
+    frame = store.metrics(run.id, since_id=last_seen)   # only rows added since the last read
+
+Layout on disk::
+
+    root/runs.sqlite          runs + metrics (WAL: a trainer process writes while pages read)
+    root/<id>/config.json     the run's TrainConfig (TrainConfig.from_json reads it back)
+    root/<id>/run.json        name, status, times, device, accuracies (rewritten on each status change)
+    root/<id>/last.pt         engine checkpoint: every epoch and on stop (resume starts here)
+    root/<id>/best.pt         engine checkpoint with the best test accuracy
+    root/<id>/train.log       the trainer's output when it runs in the background
+
+Concurrency: each call opens its own short-lived connection (never shared between threads or
+processes), with `busy_timeout` set, and writes in one short transaction. A reader never blocks
+the trainer and the trainer never blocks a reader (WAL).
+
+Statuses and the transitions the store accepts (anything else raises RunStateError)::
+
+    queued      -> running | stopped | failed | interrupted
+    running     -> completed | stopped | failed | diverged | interrupted
+    stopped     -> queued | running                     (resume)
+    interrupted -> queued | running                     (resume)
+                   | completed | stopped | failed | diverged   (its process was alive after all)
+    completed, failed, diverged: final
+
+A run whose status says `queued`/`running` but whose process is gone (dead pid, or a heartbeat
+older than STALE_AFTER_S) is reported, and persisted, as `interrupted`; it can be resumed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pandas as pd
+
+from core import settings
+from core.config import ConfigError, TrainConfig
+
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
+ACTIVE_STATUSES = frozenset({"queued", "running"})
+RESUMABLE_STATUSES = frozenset({"stopped", "interrupted"})
+FINAL_STATUSES = frozenset({"completed", "failed", "diverged"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "stopped", "failed", "interrupted"}),
+    "running": frozenset({"completed", "stopped", "failed", "diverged", "interrupted"}),
+    "stopped": frozenset({"queued", "running"}),
+    "interrupted": frozenset({"queued", "running", "completed", "stopped", "failed", "diverged"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "diverged": frozenset(),
+}
+STALE_AFTER_S = 30.0      # a running run without a heartbeat for this long is interrupted
+QUEUED_GRACE_S = 120.0    # a queued run with no process at all for this long is interrupted
+DB_NAME = "runs.sqlite"
+METRIC_COLUMNS = ["id", "run_id", "step", "epoch", "name", "value", "time"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT NOT NULL,
+    config          TEXT NOT NULL,              -- TrainConfig.to_json()
+    preset          TEXT,
+    status          TEXT NOT NULL,
+    dataset         TEXT NOT NULL,              -- 'cifar10' | 'synthetic'
+    device          TEXT,
+    pid             INTEGER,
+    created_at      REAL NOT NULL,              -- unix seconds
+    started_at      REAL,                       -- first time it trained
+    finished_at     REAL,
+    heartbeat_at    REAL,
+    message         TEXT,
+    best_test_acc   REAL,
+    final_test_acc  REAL,
+    final_metrics   TEXT,                       -- JSON dict
+    stop_requested  INTEGER NOT NULL DEFAULT 0,
+    train_seconds   REAL NOT NULL DEFAULT 0,    -- time spent training, summed over resumes
+    attempts        INTEGER NOT NULL DEFAULT 0, -- how many times a trainer process took it up
+    steps_per_epoch INTEGER,                    -- known once the trainer has loaded the data
+    total_steps     INTEGER
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step    INTEGER NOT NULL,
+    epoch   INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    value   REAL,
+    time    REAL NOT NULL,
+    UNIQUE (run_id, name, step)
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
+"""
+
+
+class RunError(Exception):
+    """A run-store problem worth telling the user about (no traceback needed)."""
+
+
+class RunNotFoundError(RunError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class RunStateError(RunError):
+    """The run is in a status that does not allow what was asked (e.g. completed -> running)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    name: str
+    status: str
+    config: TrainConfig
+    preset: str | None
+    dataset: str
+    device: str | None
+    pid: int | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat_at: float | None
+    message: str | None
+    best_test_acc: float | None
+    final_test_acc: float | None
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    stop_requested: bool = False
+    train_seconds: float = 0.0
+    attempts: int = 0
+    steps_per_epoch: int | None = None
+    total_steps: int | None = None
+    dir: Path = Path()
+
+    @property
+    def label(self) -> str:
+        """'#3 baseline', the way the UI and error messages name a run."""
+        return f"#{self.id} {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status in RESUMABLE_STATUSES
+
+    @property
+    def dataset_label(self) -> str:
+        return "synthetic" if self.dataset == "synthetic" else "CIFAR-10"
+
+
+def process_alive(pid: int | None) -> bool:
+    """Is process `pid` still running? Reaps it first when it is our own finished child."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        done_pid, _ = os.waitpid(pid, os.WNOHANG)
+        if done_pid == pid:
+            return False  # our child, finished: reaped just now
+    except ChildProcessError:
+        pass  # not our child (or already reaped): ask the kernel below
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    try:  # a zombie answers kill(0) but is not running anything
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in {"Z", "X"}:
+            return False
+    except (OSError, IndexError):
+        pass
+    return True
+
+
+class RunStore:
+    """Runs, their metrics and their folders under `root` (default: settings.runs_dir())."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, stale_after_s: float = STALE_AFTER_S):
+        self.root = Path(root).expanduser().resolve() if root is not None else settings.runs_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / DB_NAME
+        self.stale_after_s = stale_after_s
+        self._initialise()
+
+    def _initialise(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RunError(f"could not switch {self.db_path} to WAL mode (got {mode!r})")
+            conn.executescript(_SCHEMA)
+        finally:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    # ---- connections ------------------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A fresh connection for one call; closed afterwards. Never shared across threads."""
+        if not self.db_path.exists():  # the folder was removed while we kept this store
+            self._initialise()
+        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; commits stay cheap
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (BEGIN IMMEDIATE: takes the write lock up front)."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def journal_mode(self) -> str:
+        with self._connect() as conn:
+            return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def run_dir(self, run_id: int) -> Path:
+        return self.root / str(int(run_id))
+
+    def checkpoint_path(self, run_id: int, which: str = "last") -> Path | None:
+        """The run's `best` or `last` checkpoint file, or None while there is none."""
+        if which not in ("best", "last"):
+            raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        path = self.run_dir(run_id) / f"{which}.pt"
+        return path if path.is_file() else None
+
+    def log_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "train.log"
+
+    def create_run(self, config: TrainConfig, name: str | None = None, *,
+                   max_active: int | None = None) -> Run:
+        """Store a new `queued` run and write its folder with config.json.
+
+        With `max_active`, refuse (RunStateError) when that many runs are already queued or
+        running; the check and the insert happen in one transaction.
+        """
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        name = _clean_name(name) if name is not None else _default_name(config)
+        if max_active is not None:
+            self.refresh_liveness()
+        now = time.time()
+        with self._write() as conn:
+            if max_active is not None:
+                active = conn.execute(
+                    "SELECT id, name FROM runs WHERE status IN ('queued', 'running') ORDER BY id"
+                ).fetchall()
+                if len(active) >= max_active:
+                    raise RunStateError(_busy_message(active))
+            cur = conn.execute(
+                "INSERT INTO runs (name, config, preset, status, dataset, created_at) "
+                "VALUES (?, ?, ?, 'queued', ?, ?)",
+                (name, config.to_json(), config.preset, config.dataset, now),
+            )
+            run_id = int(cur.lastrowid)
+        folder = self.run_dir(run_id)
+        if folder.exists():  # left over from a store whose database was removed by hand: keep it aside
+            folder.rename(folder.with_name(f"{folder.name}.orphaned-{int(now)}"))
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(config.to_json() + "\n")
+        run = self.get(run_id, check_liveness=False)
+        self._write_run_json(run)
+        return run
+
+    def get(self, run_id: int, *, check_liveness: bool = True) -> Run:
+        """The run with this id (RunNotFoundError when there is none), its liveness checked."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+        run = self._to_run(row)
+        return self._check_liveness(run) if check_liveness else run
+
+    def list_runs(self, *, check_liveness: bool = True) -> list[Run]:
+        """Every run, newest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+        runs = [self._to_run(r) for r in rows]
+        return [self._check_liveness(r) for r in runs] if check_liveness else runs
+
+    def active_runs(self) -> list[Run]:
+        """Runs that are queued or running and whose process is alive, oldest first."""
+        return sorted((r for r in self.list_runs() if r.is_active), key=lambda r: r.id)
+
+    def statuses(self) -> dict[int, str]:
+        """{run id: status} for every run after a liveness check: a cheap way to notice changes."""
+        self.refresh_liveness()
+        with self._connect() as conn:
+            return {int(i): s for i, s in conn.execute("SELECT id, status FROM runs ORDER BY id")}
+
+    def refresh_liveness(self) -> None:
+        """Mark every active run whose process is gone as `interrupted`."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        for row in rows:
+            self._check_liveness(self._to_run(row))
+
+    def set_status(self, run_id: int, status: str, message: str | None = None, **fields: Any) -> Run:
+        """Move a run to `status` (validated against TRANSITIONS), updating `fields` too."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        allowed = {"pid", "device", "started_at", "finished_at", "heartbeat_at", "best_test_acc",
+                   "final_test_acc", "final_metrics", "stop_requested", "train_seconds", "attempts"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise TypeError(f"unknown run field(s): {', '.join(sorted(unknown))}")
+        if "final_metrics" in fields and fields["final_metrics"] is not None:
+            fields["final_metrics"] = json.dumps(_jsonable(fields["final_metrics"]))
+        with self._write() as conn:
+            row = conn.execute("SELECT id, name, status FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+            current = row["status"]
+            if status not in TRANSITIONS[current]:
+                raise RunStateError(_transition_message(row["id"], row["name"], current, status))
+            sets = {"status": status, "message": message, **fields}
+            conn.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                (*sets.values(), int(run_id)),
+            )
+        run = self.get(run_id, check_liveness=False)
+        self._write_run_json(run)
+        return run
+
+    def mark_running(self, run_id: int, *, pid: int, device: str) -> Run:
+        """A trainer process took the run up: running, with its pid and device. A stop asked for
+        while it was queued stays asked for (the trainer stops at its first check)."""
+        now = time.time()
+        run = self.get(run_id, check_liveness=False)
+        return self.set_status(
+            run_id, "running", None, pid=pid, device=device, started_at=run.started_at or now,
+            finished_at=None, heartbeat_at=now, attempts=run.attempts + 1,
+        )
+
+    def mark_finished(self, run_id: int, status: str, message: str | None = None, *,
+                      best_test_acc: float | None = None, final_test_acc: float | None = None,
+                      final_metrics: dict[str, Any] | None = None) -> Run:
+        """End a run (completed, stopped, failed, diverged or interrupted) with its results."""
+        fields: dict[str, Any] = {"finished_at": time.time(), "stop_requested": 0}
+        if best_test_acc is not None:
+            fields["best_test_acc"] = float(best_test_acc)
+        if final_test_acc is not None:
+            fields["final_test_acc"] = float(final_test_acc)
+        if final_metrics is not None:
+            fields["final_metrics"] = final_metrics
+        return self.set_status(run_id, status, message, **fields)
+
+    def set_pid(self, run_id: int, pid: int) -> None:
+        """Record the process that will train a queued run (before it reports itself)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET pid = ?, heartbeat_at = NULL WHERE id = ?", (int(pid), int(run_id)))
+
+    def set_plan(self, run_id: int, *, steps_per_epoch: int, total_steps: int) -> None:
+        """How many optimiser steps the run will take (for progress bars and ETAs)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET steps_per_epoch = ?, total_steps = ? WHERE id = ?",
+                         (int(steps_per_epoch), int(total_steps), int(run_id)))
+
+    def heartbeat(self, run_id: int, *, train_seconds: float | None = None,
+                  best_test_acc: float | None = None) -> None:
+        """The trainer is alive. Revives a run that a reader marked interrupted while this very
+        process was busy (e.g. a laptop that slept), so its final status can still be written."""
+        now = time.time()
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now, int(run_id)))
+            if train_seconds is not None:
+                conn.execute("UPDATE runs SET train_seconds = ? WHERE id = ?", (float(train_seconds), int(run_id)))
+            if best_test_acc is not None:  # the best so far, shown while the run trains
+                conn.execute("UPDATE runs SET best_test_acc = ? WHERE id = ?", (float(best_test_acc), int(run_id)))
+            conn.execute(
+                "UPDATE runs SET status = 'running', message = NULL WHERE id = ? AND status = 'interrupted' "
+                "AND pid = ?", (int(run_id), os.getpid()),
+            )
+
+    def request_stop(self, run_id: int) -> Run:
+        """Ask the trainer to stop after its current step (it checks between steps)."""
+        run = self.get(run_id)
+        if not run.is_active:
+            raise RunStateError(f"run {run.label!r} is {run.status}; only a queued or running run can be stopped")
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (int(run_id),))
+        return self.get(run_id)
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._connect() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        return bool(row and row[0])
+
+    def clear_stop_request(self, run_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET stop_requested = 0 WHERE id = ?", (int(run_id),))
+
+    def rename(self, run_id: int, name: str) -> Run:
+        name = _clean_name(name)
+        with self._write() as conn:
+            cur = conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
+            if cur.rowcount == 0:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+        run = self.get(run_id)
+        self._write_run_json(run)
+        return run
+
+    def delete(self, run_id: int) -> None:
+        """Remove the run, its metrics and its folder. Refused while it is queued or running."""
+        run = self.get(run_id)
+        if run.is_active:
+            raise RunStateError(f"run {run.label!r} is still {run.status}; stop it before deleting it")
+        with self._write() as conn:
+            conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+        shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+
+    # ---- metrics ------------------------------------------------------------------------------
+    def log_metrics(self, run_id: int, rows: Iterable[tuple]) -> int:
+        """Write (step, epoch, name, value[, unix time]) rows in one transaction; returns how many.
+
+        A row for a (name, step) the run already has replaces it and gets a new id, so a resumed
+        run never duplicates a row and incremental readers see the replacement as new.
+        """
+        now = time.time()
+        data = [(int(run_id), int(r[0]), int(r[1]), str(r[2]), _finite_or_none(r[3]),
+                 float(r[4]) if len(r) > 4 else now) for r in rows]
+        if not data:
+            return 0
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value, time) VALUES (?, ?, ?, ?, ?, ?)",
+                data,
+            )
+        return len(data)
+
+    def truncate_metrics(self, run_id: int, after_step: int) -> int:
+        """Drop rows logged after `after_step` (a resume restarts from its checkpoint's step)."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (int(run_id), int(after_step)))
+            return cur.rowcount
+
+    def metrics(self, run_id: int, since_id: int = 0) -> pd.DataFrame:
+        """Metric rows of a run with id > since_id, oldest first, as a DataFrame with columns
+        id, run_id, step, epoch, name, value, time. Poll with since_id = the largest id seen;
+        a (name, step) that was rewritten comes back with a new id (keep the last one)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, run_id, step, epoch, name, value, time FROM metrics "
+                "WHERE run_id = ? AND id > ? ORDER BY id", (int(run_id), int(since_id)),
+            ).fetchall()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=METRIC_COLUMNS)
+        return frame.astype({"id": "int64", "run_id": "int64", "step": "int64", "epoch": "int64",
+                             "name": "object", "value": "float64", "time": "float64"})
+
+    def last_metric_id(self, run_id: int) -> int:
+        with self._connect() as conn:
+            row = conn.execute("SELECT MAX(id) FROM metrics WHERE run_id = ?", (int(run_id),)).fetchone()
+        return int(row[0] or 0)
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _to_run(self, row: sqlite3.Row) -> Run:
+        config = _load_config(row["config"])
+        return Run(
+            id=int(row["id"]), name=row["name"], status=row["status"], config=config, preset=row["preset"],
+            dataset=row["dataset"], device=row["device"], pid=row["pid"], created_at=row["created_at"],
+            started_at=row["started_at"], finished_at=row["finished_at"], heartbeat_at=row["heartbeat_at"],
+            message=row["message"], best_test_acc=row["best_test_acc"], final_test_acc=row["final_test_acc"],
+            final_metrics=json.loads(row["final_metrics"]) if row["final_metrics"] else {},
+            stop_requested=bool(row["stop_requested"]), train_seconds=float(row["train_seconds"] or 0.0),
+            attempts=int(row["attempts"] or 0), steps_per_epoch=row["steps_per_epoch"],
+            total_steps=row["total_steps"], dir=self.run_dir(row["id"]),
+        )
+
+    def _gone_reason(self, run: Run) -> str | None:
+        """Why an active run's process is considered gone, or None while it looks alive."""
+        now = time.time()
+        if run.pid:
+            if not process_alive(run.pid):
+                return f"its training process (pid {run.pid}) is gone"
+            if run.status == "running" and run.heartbeat_at and now - run.heartbeat_at > self.stale_after_s:
+                return f"no heartbeat for {now - run.heartbeat_at:.0f} s"
+            return None
+        if now - run.created_at > QUEUED_GRACE_S and run.status == "queued":
+            return "no training process ever took it up"
+        if run.status == "running":
+            return "no training process is recorded for it"
+        return None
+
+    def _check_liveness(self, run: Run) -> Run:
+        if not run.is_active:
+            return run
+        reason = self._gone_reason(run)
+        if reason is None:
+            return run
+        message = f"Interrupted: {reason}. Resume continues from the last checkpoint."
+        with self._write() as conn:  # only if nothing changed since we read it (no lost update)
+            cur = conn.execute(
+                "UPDATE runs SET status = 'interrupted', message = ?, finished_at = ?, stop_requested = 0 "
+                "WHERE id = ? AND status = ? AND pid IS ? AND heartbeat_at IS ?",
+                (message, time.time(), run.id, run.status, run.pid, run.heartbeat_at),
+            )
+        fresh = self.get(run.id, check_liveness=False)
+        if cur.rowcount:
+            self._write_run_json(fresh)
+        return fresh
+
+    def _write_run_json(self, run: Run) -> None:
+        folder = self.run_dir(run.id)
+        if not folder.is_dir():
+            return
+        info = {
+            "id": run.id, "name": run.name, "status": run.status, "preset": run.preset,
+            "dataset": run.dataset, "device": run.device, "created_at": run.created_at,
+            "started_at": run.started_at, "finished_at": run.finished_at, "message": run.message,
+            "best_test_acc": run.best_test_acc, "final_test_acc": run.final_test_acc,
+            "final_metrics": run.final_metrics, "train_seconds": run.train_seconds,
+        }
+        tmp = folder / ".run.json.tmp"
+        try:
+            tmp.write_text(json.dumps(_jsonable(info), indent=2) + "\n")
+            os.replace(tmp, folder / "run.json")
+        except OSError:
+            pass  # informational copy only; the database is the source of truth
+
+
+def _load_config(text: str) -> TrainConfig:
+    """The stored config. A device this machine lacks (a run recorded on a GPU box, viewed on a
+    laptop) is kept as recorded instead of making the whole store unreadable; training such a
+    run here fails with the device's message."""
+    try:
+        return TrainConfig.from_json(text)
+    except ConfigError as exc:
+        if exc.field != "device":
+            raise
+        recorded = json.loads(text)
+        config = TrainConfig.from_dict({**recorded, "device": "auto"})
+        object.__setattr__(config, "device", recorded["device"])
+        return config
+
+
+def _clean_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a run name must not be empty")
+    name = " ".join(name.split())
+    if len(name) > 80:
+        raise ValueError(f"a run name must be at most 80 characters, got {len(name)}")
+    return name
+
+
+def _default_name(config: TrainConfig) -> str:
+    base = config.preset or config.model
+    return f"{base} lr {config.lr:g} bs {config.batch_size}"
+
+
+def _busy_message(active: list[sqlite3.Row]) -> str:
+    first = active[0]
+    return (f"run #{first['id']} '{first['name']}' is still training; stop it first or set "
+            f"CIFARLAB_MAX_ACTIVE_RUNS to allow more than {len(active)} at a time")
+
+
+def _transition_message(run_id: int, name: str, current: str, wanted: str) -> str:
+    allowed = sorted(TRANSITIONS[current])
+    then = f"it can only become {', '.join(allowed)}" if allowed else "that is final"
+    return f"run #{run_id} '{name}' is {current} and cannot become {wanted}; {then}"
+
+
+def _finite_or_none(value: Any) -> float | None:
+    value = float(value)
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value

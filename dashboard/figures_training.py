@@ -1,0 +1,230 @@
+"""Figures and tables for the Training page: plain functions from store data to plotly / pandas.
+
+Metric frames are what core.runs.RunStore.metrics returns (columns id, run_id, step, epoch, name,
+value, time). Names: `train_loss` / `train_acc` per reported step, `epoch_*` per epoch (see
+core.trainer).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.cli import format_duration
+from core.runs import METRIC_COLUMNS, Run
+
+COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
+RAW_COLOR, SMOOTH_COLOR, TEST_COLOR = "#93c5fd", "#1d4ed8", "#dc2626"
+# Material icons for st.markdown / st.badge (emoji need a colour-emoji font, which browsers may lack)
+STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
+                "completed": ":material/check_circle:", "stopped": ":material/pause_circle:",
+                "failed": ":material/error:", "diverged": ":material/trending_up:",
+                "interrupted": ":material/warning:"}
+STATUS_COLORS = {"queued": "gray", "running": "blue", "completed": "green", "stopped": "orange",
+                 "failed": "red", "diverged": "red", "interrupted": "orange"}
+LAYOUT = dict(template="plotly_white", height=340, margin=dict(l=60, r=20, t=40, b=50),
+              title=dict(x=0, xanchor="left", font=dict(size=15)))
+# Legends sit inside the plot where curves rarely go: loss starts high and falls, so its bottom
+# left stays empty; accuracy starts low and rises, so its top left does.
+LEGEND_LOSS = dict(x=0.01, y=0.01, xanchor="left", yanchor="bottom", bgcolor="rgba(255,255,255,0.8)")
+LEGEND_ACCURACY = dict(x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
+
+
+def _waiting_note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font=dict(color="#6b7280", size=13))
+
+
+def empty_metrics() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value", "time") else
+                                      ("object" if c == "name" else "int64")) for c in METRIC_COLUMNS})
+
+
+def merge_metrics(frame: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """Append newly read rows; a (name, step) the store rewrote keeps its latest value."""
+    if frame is None or frame.empty:
+        merged = new
+    elif new.empty:
+        return frame
+    else:
+        merged = pd.concat([frame, new], ignore_index=True)
+    return merged.drop_duplicates(["name", "step"], keep="last").sort_values("id").reset_index(drop=True)
+
+
+def series(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of one metric, ordered by step."""
+    return frame[frame["name"] == name].sort_values("step")
+
+
+def ema(values: pd.Series, alpha: float = 0.2) -> pd.Series:
+    """Exponential moving average (the smoothed curve): each point is alpha new + (1 - alpha) old."""
+    return values.ewm(alpha=alpha, adjust=True, ignore_na=True).mean()
+
+
+def _dataset_note(synthetic: bool) -> str:
+    return " (synthetic)" if synthetic else ""
+
+
+def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 0.2) -> go.Figure:
+    """Training loss per reported step (raw and EMA-smoothed) with the test loss of each epoch."""
+    fig = go.Figure()
+    train = series(frame, "train_loss")
+    few = len(train) < 40  # a handful of points: show them, a line needs two
+    fig.add_scatter(x=train["step"], y=train["value"], mode="lines+markers" if few else "lines",
+                    name="train loss (raw)", line=dict(color=RAW_COLOR, width=1), marker=dict(size=5))
+    fig.add_scatter(x=train["step"], y=ema(train["value"], alpha), mode="lines+markers" if few else "lines",
+                    marker=dict(size=4),
+                    name=f"train loss (EMA, α={alpha:g})", line=dict(color=SMOOTH_COLOR, width=2.5))
+    test = series(frame, "epoch_test_loss")
+    fig.add_scatter(x=test["step"], y=test["value"], mode="lines+markers", name="test loss (per epoch)",
+                    line=dict(color=TEST_COLOR, width=1.5, dash="dot"), marker=dict(size=8),
+                    customdata=test["epoch"], hovertemplate="epoch %{customdata}<br>test loss %{y:.4f}<extra></extra>")
+    fig.update_layout(**LAYOUT, legend=LEGEND_LOSS)
+    fig.update_layout(title_text=f"Loss{_dataset_note(synthetic)}")
+    if train.empty:
+        _waiting_note(fig, "The loss appears after the first reported steps")
+    fig.update_xaxes(title_text="optimiser step", rangemode="tozero")
+    fig.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")
+    return fig
+
+
+def accuracy_figure(frame: pd.DataFrame, *, synthetic: bool = False, epochs: int | None = None) -> go.Figure:
+    """Train and test accuracy after each epoch, in percent."""
+    fig = go.Figure()
+    for name, label, color in (("epoch_train_acc", "train accuracy", SMOOTH_COLOR),
+                               ("epoch_test_acc", "test accuracy", TEST_COLOR)):
+        rows = series(frame, name)
+        fig.add_scatter(x=rows["epoch"], y=100 * rows["value"], mode="lines+markers", name=label,
+                        line=dict(color=color, width=2), marker=dict(size=8),
+                        hovertemplate=f"epoch %{{x}}<br>{label} %{{y:.2f}}%<extra></extra>")
+    fig.update_layout(**LAYOUT, legend=LEGEND_ACCURACY)
+    fig.update_layout(title_text=f"Accuracy per epoch{_dataset_note(synthetic)}")
+    if not (frame["name"] == "epoch_test_acc").any():
+        _waiting_note(fig, "Accuracy appears after each epoch")
+    fig.update_xaxes(title_text="epoch", dtick=1, range=[0.5, (epochs or 1) + 0.5] if epochs else None)
+    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100])
+    return fig
+
+
+def compare_figures(frames: dict[str, pd.DataFrame], *, alpha: float = 0.2) -> tuple[go.Figure, go.Figure]:
+    """Overlay several runs: smoothed train loss per step, test accuracy per epoch."""
+    loss, acc = go.Figure(), go.Figure()
+    for i, (label, frame) in enumerate(frames.items()):
+        color = COLORS[i % len(COLORS)]
+        train = series(frame, "train_loss")
+        loss.add_scatter(x=train["step"], y=ema(train["value"], alpha), mode="lines", name=label,
+                         line=dict(color=color, width=2))
+        test = series(frame, "epoch_test_acc")
+        acc.add_scatter(x=test["epoch"], y=100 * test["value"], mode="lines+markers", name=label,
+                        line=dict(color=color, width=2))
+    loss.update_layout(**LAYOUT, legend=LEGEND_LOSS)
+    loss.update_layout(title_text="Train loss (EMA-smoothed)")
+    loss.update_xaxes(title_text="optimiser step", rangemode="tozero")
+    loss.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")
+    acc.update_layout(**LAYOUT, legend=LEGEND_ACCURACY)
+    acc.update_layout(title_text="Test accuracy per epoch")
+    acc.update_xaxes(title_text="epoch", dtick=1, rangemode="tozero")
+    acc.update_yaxes(title_text="accuracy (%)", range=[0, 100])
+    return loss, acc
+
+
+@dataclass(frozen=True)
+class Progress:
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int | None
+    fraction: float
+    steps_per_sec: float | None
+    images_per_sec: float | None
+    eta_s: float | None
+
+    def text(self) -> str:
+        parts = [f"epoch {self.epoch}/{self.epochs}",
+                 f"step {self.step}" + (f"/{self.total_steps}" if self.total_steps else "")]
+        if self.images_per_sec:
+            parts.append(f"{self.images_per_sec:,.0f} images/s")
+        if self.eta_s is not None:
+            parts.append(f"ETA {format_duration(self.eta_s)}")
+        return " · ".join(parts)
+
+
+def progress(run: Run, frame: pd.DataFrame, *, now: float | None = None) -> Progress:
+    """Where a run is: epoch, step, speed (from the last reports) and time left."""
+    now = now or time.time()
+    cfg = run.config
+    steps = frame[frame["name"].isin(["train_loss", "epoch_train_loss"])]
+    step = int(steps["step"].max()) if len(steps) else int(run.final_metrics.get("step", 0) or 0)
+    epochs_done = int(frame.loc[frame["name"] == "epoch_test_acc", "epoch"].max()) \
+        if (frame["name"] == "epoch_test_acc").any() else 0
+    per_epoch = run.steps_per_epoch
+    epoch = min(cfg.epochs, (step // per_epoch + (step % per_epoch > 0)) if per_epoch else max(epochs_done, 1))
+    epoch = max(epoch, 1)
+    total = run.total_steps
+    fraction = min(step / total, 1.0) if total else 0.0
+    if run.status == "completed":
+        fraction = 1.0
+    # Speed from the recent step reports of this attempt (rows newer than its start).
+    recent = series(frame, "train_loss")
+    recent = recent[recent["time"] >= (run.heartbeat_at or 0) - 120].tail(20)
+    steps_per_sec = None
+    if len(recent) >= 2:
+        dt = float(recent["time"].iloc[-1] - recent["time"].iloc[0])
+        ds = float(recent["step"].iloc[-1] - recent["step"].iloc[0])
+        if dt > 0 and ds > 0:
+            steps_per_sec = ds / dt
+    epoch_speed = series(frame, "epoch_images_per_sec")
+    if steps_per_sec:
+        images_per_sec = steps_per_sec * cfg.batch_size
+    elif len(epoch_speed):
+        images_per_sec = float(epoch_speed["value"].iloc[-1])
+    else:
+        images_per_sec = None
+    eta = None
+    if run.is_active and total and steps_per_sec:
+        eta = max(total - step, 0) / steps_per_sec
+    elif run.is_active and total and images_per_sec:
+        eta = max(total - step, 0) * cfg.batch_size / images_per_sec
+    return Progress(epoch, cfg.epochs, step, total, fraction, steps_per_sec, images_per_sec, eta)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "–"
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run, for st.dataframe."""
+    rows = []
+    for r in runs:
+        rows.append({
+            "run": r.id,
+            "name": r.name,
+            "status": r.status,
+            "preset": r.preset or "custom",
+            "model": r.config.model,
+            "dataset": r.dataset_label,
+            "best test acc (%)": None if r.best_test_acc is None else round(100 * r.best_test_acc, 2),
+            "epochs": r.config.epochs,
+            "duration": format_duration(r.train_seconds) if r.train_seconds else "–",
+            "device": r.device or "–",
+            "created": _when(r.created_at),
+        })
+    columns = ["run", "name", "status", "preset", "model", "dataset", "best test acc (%)", "epochs",
+               "duration", "device", "created"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def config_diff(runs: list[Run], *, only_differences: bool = True) -> pd.DataFrame:
+    """Settings side by side, one column per run; by default only the settings that differ."""
+    if not runs:
+        return pd.DataFrame()
+    table = {r.label: {**r.config.to_dict(), "dataset": r.dataset_label} for r in runs}
+    frame = pd.DataFrame(table)
+    frame.index.name = "setting"
+    if only_differences and len(runs) > 1:
+        differs = frame.astype(str).nunique(axis=1) > 1
+        frame = frame[differs]
+    return frame.astype(str).replace({"None": "–"})
+

@@ -1,0 +1,87 @@
+"""In a real browser: start a tiny run on the synthetic set, watch the chart grow, stop it."""
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from core import jobs
+from core.runs import RunStore
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def store():
+    store = RunStore()
+    yield store
+    for run in store.list_runs(check_liveness=False):
+        jobs.kill_trainer(run, signal.SIGKILL)
+
+
+EPOCHS = 10
+TOTAL = EPOCHS * (5000 // 64)  # the whole synthetic training set: long enough to stop on any machine
+PROGRESS = re.compile(rf"epoch \d+/{EPOCHS} · step \d+/{TOTAL}")
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until a rerun has ended: while it runs, Streamlit keeps stale copies of moved elements."""
+    page.wait_for_function("""() => document.querySelectorAll('[data-stale="true"]').length === 0""",
+                           timeout=timeout)
+
+
+def progress_step(page) -> int:
+    text = page.get_by_text(PROGRESS).first.inner_text(timeout=1000)
+    return int(re.search(rf"step (\d+)/{TOTAL}", text).group(1))
+
+
+def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_dir, store):
+    # The entry page first: a cold server only routes by st.navigation once app.py has run
+    # (before that, dashboard/pages/ is served as a legacy multipage folder, without the sidebar).
+    page.goto(app_server.url)
+    page.get_by_text("Device:").first.wait_for()
+    page.goto(app_server.url + "/training")
+    page.get_by_role("heading", name="Training").first.wait_for()
+    page.get_by_text("Synthetic demo set", exact=True).first.click()  # sidebar dataset choice
+    page.get_by_text("Trains on the Synthetic demo set").first.wait_for()
+    page.get_by_text("No runs yet").first.wait_for()
+    settle(page)
+    # Until the rerun ends, elements of the CIFAR-10 layout linger beside the new ones.
+    page.wait_for_function("""() => document.querySelectorAll('input[aria-label="Batch size"]').length === 1""")
+
+    form = page.locator('[data-testid="stForm"]')
+    for label, value in (("Batch size", "64"), ("Epochs", str(EPOCHS)), ("Training images (0 = all)", "0")):
+        form.get_by_label(label, exact=True).fill(value)
+    form.get_by_text("More settings").click()
+    settle(page)
+    form.get_by_label("Test images (0 = all)", exact=True).fill("256")
+    form.get_by_label("Report loss every N steps", exact=True).fill("1")
+    form.get_by_label("Run name (optional)").fill("browser run")
+    form.get_by_role("button", name="Start training").click()
+
+    # The run shows up and its charts grow while it trains in the background.
+    page.get_by_text(PROGRESS).first.wait_for(timeout=120_000)
+    first = progress_step(page)
+    page.wait_for_function(
+        """(first) => [...document.querySelectorAll('[data-testid="stProgress"]')]
+               .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
+        arg=first + 3, timeout=120_000)  # the step count moved on by more than three
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+    page.set_viewport_size({"width": 1400, "height": 2000})  # Streamlit scrolls inside the page
+    page.screenshot(path=str(screenshot_dir / "training-live.png"))
+
+    (run,) = store.list_runs()
+    assert run.name == "browser run" and run.dataset == "synthetic" and run.config.epochs == EPOCHS
+    page.get_by_role("button", name="Stop", disabled=False).first.click()
+    page.locator('[data-testid="stMarkdown"]').filter(has_text="stopped").filter(
+        has_text="tutorial_mlp").first.wait_for(timeout=120_000)
+    assert store.get(run.id).status == "stopped"
+    # Once the rerun has settled (no stale copies of the buttons): Resume on, Stop off.
+    page.wait_for_function("""() => {
+        const named = (t) => [...document.querySelectorAll('button')].filter(b => b.innerText.trim() === t);
+        const [resume, stop] = [named('Resume'), named('Stop')];
+        return resume.length === 1 && stop.length === 1 && !resume[0].disabled && stop[0].disabled;
+    }""", timeout=60_000)
+    page.get_by_text("Loss (synthetic)").first.wait_for()
+    page.screenshot(path=str(screenshot_dir / "training.png"))

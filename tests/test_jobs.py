@@ -1,0 +1,177 @@
+"""Background runs as real OS processes: start, stop, resume, SIGKILL and resume, one at a time."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from core import jobs, settings
+from core.checkpoints import load_checkpoint
+from core.config import TrainConfig
+from core.runs import RunStore, process_alive
+
+STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
+
+
+def tiny(epochs: int, **changes) -> TrainConfig:
+    return TrainConfig.smoke(epochs=epochs, log_every=1, **changes)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store whose trainer processes are all killed when the test ends, pass or fail."""
+    store = RunStore(tmp_path / "runs")
+    yield store
+    for run in store.list_runs(check_liveness=False):
+        jobs.kill_trainer(run, signal.SIGKILL)  # only `core train --run <id>` processes, never this one
+
+
+def wait_for(predicate, timeout: float = 240, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_until_finished(store: RunStore, run_id: int, timeout: float = 240):
+    def ended():
+        run = store.get(run_id)
+        return None if run.is_active else run
+
+    return wait_for(ended, timeout, f"run #{run_id} to end")
+
+
+def max_logged_step(store: RunStore, run_id: int) -> int:
+    frame = store.metrics(run_id)
+    loss = frame[frame["name"] == "train_loss"]
+    return int(loss["step"].max()) if len(loss) else 0
+
+
+def assert_complete_history(store: RunStore, run_id: int, epochs: int) -> None:
+    frame = store.metrics(run_id)
+    assert not frame.duplicated(["name", "step"]).any()
+    loss = frame[frame["name"] == "train_loss"].sort_values("step")
+    assert loss["step"].tolist() == list(range(1, epochs * STEPS_PER_EPOCH + 1)), "gaps or repeats in the steps"
+    test_acc = frame[frame["name"] == "epoch_test_acc"].sort_values("step")
+    assert test_acc["epoch"].tolist() == list(range(1, epochs + 1))
+    assert test_acc["step"].tolist() == [e * STEPS_PER_EPOCH for e in range(1, epochs + 1)]
+
+
+def test_background_run_trains_to_completion_and_records_everything(store):
+    run = jobs.start_run(store, tiny(2), name="baseline")
+    assert run.pid and run.status == "queued"
+    done = wait_until_finished(store, run.id)
+    assert done.status == "completed", done.message
+    assert done.device.startswith("cpu") and done.started_at and done.finished_at
+    assert done.total_steps == 2 * STEPS_PER_EPOCH and done.final_metrics["step"] == done.total_steps
+    assert 0 <= done.final_test_acc <= done.best_test_acc <= 1
+    assert store.checkpoint_path(run.id, "last") and store.checkpoint_path(run.id, "best")
+    assert_complete_history(store, run.id, epochs=2)
+    log = store.log_path(run.id).read_text()
+    assert "Epoch 2/2" in log and "Training complete in" in log
+    wait_for(lambda: not process_alive(run.pid), 30, "the trainer process to exit")  # and be reaped
+
+
+def test_stop_then_resume_continues_the_same_run_without_gaps_or_repeats(store):
+    run = jobs.start_run(store, tiny(3), name="stop me")
+    # Asked while the process still starts up: the trainer stops after its very first step, on any
+    # machine however fast, with the run mid-epoch.
+    jobs.request_stop(store, run.id)
+    stopped = wait_until_finished(store, run.id)
+    assert stopped.status == "stopped", stopped.message
+    ckpt = load_checkpoint(store.checkpoint_path(run.id, "last"))
+    assert ckpt["step"] == 1 and ckpt["epoch"] == 0
+    assert max_logged_step(store, run.id) == 1  # nothing logged past the checkpoint
+    assert not stopped.stop_requested  # the request was used up
+
+    resumed = jobs.resume_run(store, run.id)
+    assert resumed.id == run.id and resumed.status == "queued"
+    done = wait_until_finished(store, run.id)
+    assert done.status == "completed", done.message
+    assert done.attempts == 2
+    # The same number of steps as an uninterrupted run of this config, each logged exactly once.
+    assert done.final_metrics["step"] == 3 * STEPS_PER_EPOCH == done.total_steps
+    assert_complete_history(store, run.id, epochs=3)
+    assert done.train_seconds > stopped.train_seconds
+
+
+def test_killed_trainer_leaves_a_readable_store_and_resumes_from_its_checkpoint(store):
+    # 30 one-step epochs: a checkpoint every step, and time to kill it mid-run on a fast machine too.
+    epochs = 30
+    run = jobs.start_run(store, TrainConfig.smoke(epochs=epochs, train_subset=64, test_subset=64, log_every=1),
+                         name="kill me")
+    last = store.run_dir(run.id) / "last.pt"
+    wait_for(lambda: last.is_file() and store.get(run.id).status == "running", what="a first checkpoint")
+    trainer = store.get(run.id)
+    assert jobs.kill_trainer(trainer, signal.SIGKILL)
+
+    seen = store.get(run.id)
+    assert seen.status == "interrupted", seen.message
+    assert "is gone" in seen.message
+    assert store.list_runs()[0].status == "interrupted"
+    ckpt = load_checkpoint(store.checkpoint_path(run.id, "last"))
+    assert ckpt["model"] == "tutorial_mlp" and "model_state" in ckpt
+    assert 1 <= ckpt["step"] < epochs and ckpt["step"] <= max_logged_step(store, run.id)
+
+    jobs.resume_run(store, run.id)
+    done = wait_until_finished(store, run.id)
+    assert done.status == "completed", done.message
+    frame = store.metrics(run.id)
+    assert not frame.duplicated(["name", "step"]).any()
+    assert sorted(frame.loc[frame["name"] == "train_loss", "step"]) == list(range(1, epochs + 1))
+    assert sorted(frame.loc[frame["name"] == "epoch_test_acc", "epoch"]) == list(range(1, epochs + 1))
+
+
+def test_only_one_run_trains_at_a_time_by_default(store, monkeypatch):
+    first = jobs.start_run(store, tiny(3), name="first")
+    with pytest.raises(jobs.JobError, match=rf"run #{first.id} 'first' is still training; stop it first or set "
+                                            r"CIFARLAB_MAX_ACTIVE_RUNS"):
+        jobs.start_run(store, tiny(1), name="second")
+    assert [r.id for r in store.list_runs()] == [first.id]
+    monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "2")
+    assert settings.max_active_runs() == 2
+    second = jobs.start_run(store, tiny(1), name="second")
+    assert {r.id for r in store.active_runs()} == {first.id, second.id}
+
+
+def test_missing_data_fails_the_run_with_the_data_layers_message(store):
+    run = jobs.start_run(store, tiny(1, dataset="cifar10"), name="no data")
+    done = wait_until_finished(store, run.id, timeout=120)
+    assert done.status == "failed"
+    assert "CIFAR-10 was not found" in done.message and "synthetic" in done.message
+    assert "Traceback" not in done.message
+
+
+def test_resume_and_stop_are_refused_where_they_make_no_sense(store):
+    run = store.create_run(tiny(1), name="done")
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")
+    store.mark_finished(run.id, "completed", "ok")
+    with pytest.raises(jobs.JobError, match="is completed; only a stopped or interrupted run can be resumed"):
+        jobs.resume_run(store, run.id)
+    with pytest.raises(jobs.JobError, match="only a queued or running run can be stopped"):
+        jobs.request_stop(store, run.id)
+
+
+def test_invalid_config_is_refused_before_anything_is_stored(store):
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        jobs.start_run(store, {**tiny(1).to_dict(), "lr": -1.0})
+    assert err.value.field == "lr"
+    assert store.list_runs() == []
+
+
+def test_trainer_processes_get_the_repo_on_their_path_and_our_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "3")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    env = jobs.trainer_env()
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(settings.REPO_ROOT), "/somewhere/else"]
+    assert env["CIFARLAB_MAX_ACTIVE_RUNS"] == "3" and env["CIFAR10_ROOT"] == os.environ["CIFAR10_ROOT"]
+    store = RunStore(tmp_path / "r")
+    cmd = jobs.trainer_command(store, 7, resume=True)
+    assert cmd[1:] == ["-m", "core", "train", "--run", "7", "--runs-dir", str(store.root), "--resume"]

@@ -1,0 +1,250 @@
+"""The Training page in Streamlit's AppTest: real background runs on the synthetic demo set."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.config import TrainConfig
+from core.runs import RunStore
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "training.py")
+TINY = {"train_model": "tutorial_mlp", "train_optimizer": "adam", "train_lr": 1e-3, "train_batch_size": 64,
+        "train_epochs": 2, "train_train_subset": 512, "train_test_subset": 256, "train_log_every": 1,
+        "train_device": "cpu"}
+
+
+@pytest.fixture
+def store():
+    """The store the page uses (CIFARLAB_RUNS_DIR of this test); its trainers die with the test."""
+    store = RunStore()
+    yield store
+    for run in store.list_runs(check_liveness=False):
+        jobs.kill_trainer(run, signal.SIGKILL)  # only `core train --run <id>` processes, never this one
+
+
+def page(kind: str = "synthetic") -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["dataset_kind"] = kind
+    return at.run()
+
+
+def fill(at: AppTest, values: dict) -> None:
+    for key, value in values.items():
+        widget = at.selectbox(key=key) if key in ("train_model", "train_optimizer", "train_device") \
+            else at.number_input(key=key)
+        widget.set_value(value)
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly charts on the page by title, as plotly JSON."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out
+
+
+def values(field) -> list:
+    """A trace's x or y as a list (plotly writes numeric arrays as base64 typed arrays)."""
+    if isinstance(field, dict) and "bdata" in field:
+        import base64
+
+        import numpy as np
+
+        shape = field.get("shape")
+        array = np.frombuffer(base64.b64decode(field["bdata"]), dtype=np.dtype(field["dtype"]))
+        return array.reshape(shape).tolist() if shape else array.tolist()
+    return list(field or [])
+
+
+def poll(at: AppTest, predicate, timeout: float = 240, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def loss_steps(at: AppTest) -> list[int]:
+    chart = charts(at).get("Loss (synthetic)")
+    return values(chart["data"][0]["x"]) if chart else []
+
+
+def test_start_stop_and_resume_a_run_from_the_page_with_live_charts(store):
+    steps_per_run = 2 * (512 // 64)
+    at = page()
+    assert not at.exception
+    fill(at, TINY)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    (run,) = store.list_runs()
+    assert run.dataset == "synthetic" and run.config.batch_size == 64 and run.config.preset == "fast_mlp"
+    assert at.selectbox(key="train_selected_run").value == run.id
+    assert at.button(key="train_start").disabled  # one active run at a time
+    assert not at.button(key="train_stop").disabled and at.button(key="train_resume").disabled
+
+    # Stop at once (the trainer is still starting): it stops after its first step on any machine.
+    at.button(key="train_stop").click().run()
+    poll(at, lambda: store.get(run.id).status == "stopped", what="the run to stop")
+    at.run()  # the page as it is now
+    assert at.button(key="train_stop").disabled and not at.button(key="train_resume").disabled
+    assert len(store.metrics(run.id)) > 0
+    assert loss_steps(at) == [1]  # chart data from the store
+    loss = charts(at)["Loss (synthetic)"]
+    assert loss["layout"]["xaxis"]["title"]["text"] == "optimiser step"
+    assert loss["layout"]["yaxis"]["title"]["text"] == "cross-entropy loss"
+    assert [t["name"] for t in loss["data"]][:2] == ["train loss (raw)", "train loss (EMA, α=0.2)"]
+    assert "Accuracy per epoch (synthetic)" in charts(at) and at.get("progress")
+
+    # A second tab (a fresh session) finds the same run and its chart without being told.
+    other = page()
+    assert other.selectbox(key="train_selected_run").value == run.id and loss_steps(other) == [1]
+
+    at.button(key="train_resume").click().run()
+    seen = []  # how many loss points the chart had at each poll: it grows, never shrinks
+
+    def completed() -> bool:
+        seen.append(len(loss_steps(at)))
+        return store.get(run.id).status == "completed"
+
+    poll(at, completed, what="the resumed run to complete")
+    at.run()
+    done = store.get(run.id)
+    assert done.final_metrics["step"] == steps_per_run
+    assert seen == sorted(seen)
+    assert loss_steps(at) == list(range(1, steps_per_run + 1))  # continued: no gaps, no repeats
+    acc = charts(at)["Accuracy per epoch (synthetic)"]
+    assert values(acc["data"][1]["x"]) == [1, 2] and acc["layout"]["yaxis"]["title"]["text"] == "accuracy (%)"
+    assert [m.value for m in at.metric][:2] == ["2/2", f"{steps_per_run}/{steps_per_run}"]
+    table = at.dataframe[0].value
+    assert table.loc[0, "status"] == "completed" and table.loc[0, "dataset"] == "synthetic"
+    assert not at.button(key="train_start").disabled
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("train_lr", 0.0, "**Learning rate**: must be > 0"),
+    ("train_lr", -0.01, "**Learning rate**: must be > 0"),
+    ("train_batch_size", 0, "**Batch size**: must be >= 1"),
+    ("train_epochs", -1, "**Epochs**: must be >= 1"),
+    ("train_label_smoothing", 1.0, "**Label smoothing**: must be in [0, 1)"),
+])
+def test_invalid_form_values_show_the_fields_message_and_start_nothing(store, key, value, message):
+    at = page()
+    at.number_input(key=key).set_value(value)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert store.list_runs() == []
+
+
+def test_choosing_a_preset_fills_the_form(store):
+    at = page()
+    at.selectbox(key="train_preset").set_value("cpu_cnn").run()
+    assert at.selectbox(key="train_model").value == "cpu_cnn"
+    assert at.number_input(key="train_lr").value == pytest.approx(0.2)
+    assert at.checkbox(key="train_augment").value is True
+    assert any("5 min on 2 CPU cores" in c.value for c in at.caption)
+
+
+def _finished_run(store: RunStore, name: str, lr: float, accs: list[float]) -> int:
+    run = store.create_run(TrainConfig.smoke(epochs=len(accs), lr=lr), name=name)
+    store.mark_running(run.id, pid=os.getpid(), device="cpu (test)")
+    rows = []
+    for epoch, acc in enumerate(accs, start=1):
+        rows += [(epoch * 8 - 4, epoch, "train_loss", 2.0 / epoch), (epoch * 8, epoch, "train_loss", 1.8 / epoch),
+                 (epoch * 8, epoch, "epoch_test_acc", acc), (epoch * 8, epoch, "epoch_train_acc", acc + 0.05)]
+    store.log_metrics(run.id, rows)
+    store.mark_finished(run.id, "completed", "ok", best_test_acc=max(accs), final_test_acc=accs[-1])
+    return run.id
+
+
+def test_compare_runs_overlays_curves_and_diffs_their_settings(store):
+    a = _finished_run(store, "slow", 1e-4, [0.2, 0.3])
+    b = _finished_run(store, "fast", 1e-3, [0.3, 0.5])
+    at = page()
+    assert at.selectbox(key="train_selected_run").value == b  # newest first when nothing trains
+    at.multiselect(key="train_compare").set_value([a, b]).run()
+    assert not at.exception
+    overlay = charts(at)["Test accuracy per epoch"]
+    assert [t["name"] for t in overlay["data"]] == [f"#{b} fast", f"#{a} slow"]
+    assert overlay["layout"]["xaxis"]["title"]["text"] == "epoch"
+    assert "Train loss (EMA-smoothed)" in charts(at)
+    diff = at.dataframe[1].value
+    assert list(diff.index) == ["lr"] and diff.loc["lr"].tolist() == ["0.001", "0.0001"]
+    at.toggle(key="train_compare_all_settings").set_value(True).run()
+    assert "batch_size" in at.dataframe[1].value.index
+
+
+def test_rename_and_delete_with_confirmation(store):
+    keep = _finished_run(store, "keep", 1e-3, [0.4])
+    gone = _finished_run(store, "old name", 1e-3, [0.5])
+    at = page()
+    assert at.selectbox(key="train_selected_run").value == gone
+    at.text_input(key="train_rename_text").input("new name")
+    at.button(key="train_rename").click().run()
+    assert store.get(gone).name == "new name"
+    assert at.button(key="train_delete").disabled  # not confirmed yet
+    at.checkbox(key="train_delete_confirm").check().run()
+    at.button(key="train_delete").click().run()
+    assert not at.exception
+    assert [r.id for r in store.list_runs()] == [keep]
+    assert not (store.root / str(gone)).exists()
+    assert at.selectbox(key="train_selected_run").value == keep
+    assert at.checkbox(key="train_delete_confirm").value is False
+
+
+def test_an_active_run_cannot_be_deleted(store):
+    run = store.create_run(TrainConfig.smoke(), name="busy")
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")  # this process stands in for the trainer
+    at = page()
+    assert at.checkbox(key="train_delete_confirm").disabled and at.button(key="train_delete").disabled
+    assert at.button(key="train_start").disabled
+    store.mark_finished(run.id, "stopped", "test over")
+
+
+def test_missing_cifar10_is_explained_and_start_is_disabled(store):
+    at = page("cifar10")
+    assert any("CIFAR-10 was not found" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
+    assert any(b.label == "Use the synthetic demo set" for b in at.button)
+
+
+def test_merging_new_rows_keeps_the_latest_value_of_a_rewritten_step(store):
+    from dashboard import figures_training as ft
+
+    run = store.create_run(TrainConfig.smoke(), name="m")
+    store.log_metrics(run.id, [(1, 1, "train_loss", 2.0), (2, 1, "train_loss", 1.9)])
+    frame = ft.merge_metrics(ft.empty_metrics(), store.metrics(run.id))
+    last = int(frame["id"].max())
+    store.log_metrics(run.id, [(2, 1, "train_loss", 1.5), (3, 1, "train_loss", 1.4)])  # a resumed trainer
+    frame = ft.merge_metrics(frame, store.metrics(run.id, since_id=last))
+    assert ft.series(frame, "train_loss")[["step", "value"]].values.tolist() == [[1, 2.0], [2, 1.5], [3, 1.4]]
+
+
+def test_progress_reports_speed_and_time_left_from_the_step_reports(store):
+    from dashboard import figures_training as ft
+
+    run = store.create_run(TrainConfig.smoke(epochs=2), name="p")
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")
+    store.set_plan(run.id, steps_per_epoch=8, total_steps=16)
+    t0 = time.time() - 10
+    # Steps 1..10 reported one per second: 1 step/s, 64 images/s, 6 steps (6 s) to go.
+    store.log_metrics(run.id, [(s, 1 + (s > 8), "train_loss", 2.0, t0 + s) for s in range(1, 11)])
+    store.heartbeat(run.id)
+    run = store.get(run.id)
+    prog = ft.progress(run, store.metrics(run.id), now=t0 + 10)
+    assert (prog.epoch, prog.step, prog.total_steps) == (2, 10, 16)
+    assert prog.steps_per_sec == pytest.approx(1.0) and prog.images_per_sec == pytest.approx(64.0)
+    assert prog.eta_s == pytest.approx(6.0) and prog.fraction == pytest.approx(10 / 16)
+    assert prog.text() == "epoch 2/2 · step 10/16 · 64 images/s · ETA 0m 6s"
+    store.mark_finished(run.id, "stopped", "done")
