@@ -20,7 +20,9 @@ PAGES = [
     ("samples.py", "Sample images", ":material/photo_library:"),
     ("evaluation.py", "Evaluation", ":material/fact_check:"),
 ]
-pages_dir = Path(__file__).parent / "pages"
+# Not "pages/": a folder of that name beside app.py switches on Streamlit's legacy multipage mode
+# for any first request that lands on a page URL before app.py has run.
+pages_dir = Path(__file__).parent / "views"
 navigation = st.navigation(
     [st.Page(str(pages_dir / f), title=title, icon=icon) for f, title, icon in PAGES if (pages_dir / f).exists()]
 )

@@ -39,12 +39,15 @@ def get_dataset(kind: str | None = None, *, show_problems: bool = True) -> data.
         return None
 
 
+def _choose_synthetic() -> None:
+    st.session_state[DATASET_KIND] = "synthetic"
+
+
 def _explain_missing(exc: data.DataError) -> None:
     st.error(str(exc))
-    cols = st.columns([1, 1, 3])
-    if cols[0].button("Use the synthetic demo set", type="primary", key="use_synthetic"):
-        st.session_state[DATASET_KIND] = "synthetic"
-        st.rerun()
+    cols = st.columns([3, 3, 4])
+    # a callback: the sidebar's radio owning this key has already been drawn in this run
+    cols[0].button("Use the synthetic demo set", type="primary", key="use_synthetic", on_click=_choose_synthetic)
     if isinstance(exc, data.DataMissingError) and not settings.offline():
         if cols[1].button("Download CIFAR-10 (163 MB)", key="download_cifar"):
             bar = st.progress(0.0, text="Downloading CIFAR-10…")

@@ -59,8 +59,7 @@ def test_picking_a_confusion_pair_shows_its_images(finished_run, app_server, pag
     # for the click: another cell, with another true class and count, so the change is visible
     t2, p2 = next((a, b) for a, b in cells if a != t and off[a, b] != off[t, p] and off[a, b] > 0)
 
-    # Through the sidebar, as a user would (see the report: a first visit straight to /evaluation
-    # on a fresh server runs Streamlit's old pages/ mode).
+    # Through the sidebar, as a user would.
     page.goto(app_server.url)
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Synthetic demo set")).to_be_visible(timeout=SLOW)  # app.py's sidebar: it ran

@@ -37,10 +37,6 @@ def progress_step(page) -> int:
 
 
 def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_dir, store):
-    # The entry page first: a cold server only routes by st.navigation once app.py has run
-    # (before that, dashboard/pages/ is served as a legacy multipage folder, without the sidebar).
-    page.goto(app_server.url)
-    page.get_by_text("Device:").first.wait_for()
     page.goto(app_server.url + "/training")
     page.get_by_role("heading", name="Training").first.wait_for()
     page.get_by_text("Synthetic demo set", exact=True).first.click()  # sidebar dataset choice

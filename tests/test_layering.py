@@ -37,5 +37,5 @@ def test_importing_all_of_core_does_not_load_streamlit():
 
 def test_every_page_is_listed_in_the_navigation():
     app = (REPO / "dashboard" / "app.py").read_text()
-    for page in sorted((REPO / "dashboard" / "pages").glob("*.py")):
+    for page in sorted((REPO / "dashboard" / "views").glob("*.py")):
         assert f'"{page.name}"' in app, f"{page.name} is not in dashboard/app.py's PAGES"

@@ -22,7 +22,7 @@ from core.models import build_model
 from core.runs import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE = str(REPO / "dashboard" / "pages" / "evaluation.py")
+PAGE = str(REPO / "dashboard" / "views" / "evaluation.py")
 APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT = 180  # a first visit evaluates the test split; the machine is shared
 
@@ -286,11 +286,11 @@ def test_a_run_whose_dataset_is_missing_says_so(tmp_path, monkeypatch):
 
 def test_with_no_runs_the_page_says_so_and_links_to_training():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/evaluation.py").run()
+    at.switch_page("views/evaluation.py").run()
     assert not at.exception
     assert any("No finished run yet" in i.value for i in at.info)
     links = at.get("page_link")
-    if (REPO / "dashboard" / "pages" / "training.py").exists():
+    if (REPO / "dashboard" / "views" / "training.py").exists():
         assert [link.proto.page for link in links] == ["training"]
     else:
         assert any("(training)" in m.value for m in at.markdown)

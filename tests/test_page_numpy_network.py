@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.numpy_net import TUTORIAL_INPUT, Layer, Network, parameter_gradients, tutorial_network
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE = str(REPO / "dashboard" / "pages" / "numpy_network.py")
+PAGE = str(REPO / "dashboard" / "views" / "numpy_network.py")
 APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT = 60  # the machine is shared; a run takes well under a second alone
 
@@ -139,7 +139,7 @@ def test_app_entry_point_runs_and_opens_on_the_numpy_network_page():
 
 
 def test_changed_weights_survive_a_visit_to_another_page():
-    others = sorted(p.name for p in (REPO / "dashboard" / "pages").glob("*.py") if p.name != "numpy_network.py")
+    others = sorted(p.name for p in (REPO / "dashboard" / "views").glob("*.py") if p.name != "numpy_network.py")
     if not others:
         pytest.skip("no other page exists yet to visit")
     app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
@@ -148,8 +148,8 @@ def test_changed_weights_survive_a_visit_to_another_page():
     app.slider(key="nn_b3_0").set_value(0.5).run()
     expected = f"{core_output({'nn_w3_0_0': -2.0}, biases=[[0.0, 0.0], [0.0, 0.0], [0.5]]):.7f}"
     assert [m.value for m in app.metric] == [expected]
-    app.switch_page(f"pages/{others[0]}").run()
-    app.switch_page("pages/numpy_network.py").run()
+    app.switch_page(f"views/{others[0]}").run()
+    app.switch_page("views/numpy_network.py").run()
     assert not app.exception
     assert [m.value for m in app.metric] == [expected]
     assert app.slider(key="nn_w3_0_0").value == -2.0

@@ -12,7 +12,7 @@ from core import data, synthetic
 from dashboard import figures_samples as figs
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE = str(REPO / "dashboard" / "pages" / "samples.py")
+PAGE = str(REPO / "dashboard" / "views" / "samples.py")
 TIMEOUT = 60  # the machine is shared; a run takes a second or two alone
 OUT = REPO / "test-output" / "samples"  # pictures for a person to look at
 

@@ -14,7 +14,7 @@ from core import jobs
 from core.config import TrainConfig
 from core.runs import RunStore
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "training.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "training.py")
 TINY = {"train_model": "tutorial_mlp", "train_optimizer": "adam", "train_lr": 1e-3, "train_batch_size": 64,
         "train_epochs": 2, "train_train_subset": 512, "train_test_subset": 256, "train_log_every": 1,
         "train_device": "cpu"}

@@ -79,7 +79,7 @@ def on_cell_selected() -> None:
 
 def link_to_training() -> None:
     try:
-        st.page_link("pages/training.py", label="Go to the Training page", icon=":material/monitoring:")
+        st.page_link("views/training.py", label="Go to the Training page", icon=":material/monitoring:")
     except StreamlitAPIException:  # the page is not registered (e.g. this file run on its own)
         st.markdown("[Go to the Training page](training)")
 

@@ -1,0 +1,116 @@
+"""TrainConfig validation, JSON round trips and presets."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from core.config import PRESETS, SCHEDULES, ConfigError, Preset, TrainConfig, preset_config
+from core.models import MODELS
+
+
+def test_defaults_and_the_tutorial_preset_are_the_tutorial_recipe():
+    for cfg in (TrainConfig(), PRESETS["tutorial_mlp"].config):
+        assert (cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("tutorial_mlp", "adam", 1e-4, 16, 10)
+        assert cfg.schedule == "constant" and cfg.augment is False and cfg.weight_decay == 0
+        assert cfg.label_smoothing == 0 and cfg.tta is False and cfg.ema is False
+
+
+@pytest.mark.parametrize("field,value,text", [
+    ("lr", -1, "lr: must be > 0, got -1"),
+    ("lr", 0, "lr: must be > 0"),
+    ("lr", float("nan"), "lr: must be a finite number"),
+    ("batch_size", 0, "batch_size: must be >= 1, got 0"),
+    ("batch_size", 2.5, "batch_size: must be a whole number"),
+    ("epochs", 0, "epochs: must be >= 1, got 0"),
+    ("model", "lenet", "model: must be one of tutorial_mlp"),
+    ("optimizer", "rmsprop", "optimizer: must be one of adam, adamw, sgd, got 'rmsprop'"),
+    ("schedule", "step", "schedule: must be one of"),
+    ("label_smoothing", 1.0, "label_smoothing: must be in [0, 1), got 1"),
+    ("label_smoothing", -0.1, "label_smoothing: must be in [0, 1)"),
+    ("momentum", 1.0, "momentum: must be in [0, 1)"),
+    ("weight_decay", -1e-4, "weight_decay: must be >= 0"),
+    ("warmup", 1.0, "warmup: must be in [0, 1)"),
+    ("dataset", "mnist", "dataset: must be one of cifar10, synthetic"),
+    ("device", "tpu", "device: must be one of auto, cpu, cuda, mps"),
+    ("train_subset", 0, "train_subset: must be at least 1"),
+    ("test_subset", -5, "test_subset: must be at least 1"),
+    ("log_every", 0, "log_every: must be >= 1"),
+    ("augment", "yes", "augment: must be true or false"),
+    ("seed", -1, "seed: must be >= 0"),
+    ("ema_decay", 1.0, "ema_decay: must be in (0, 1)"),
+])
+def test_invalid_values_raise_config_error_naming_the_field(field, value, text):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{field: value})
+    assert info.value.field == field
+    assert str(info.value).startswith(text)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_device_that_is_not_there_is_refused():
+    missing = [d for d in ("cuda", "mps") if not (torch.cuda.is_available() if d == "cuda"
+                                                   else torch.backends.mps.is_available())]
+    if not missing:
+        pytest.skip("every device is present here")
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(device=missing[0])
+    assert info.value.field == "device" and "not available" in str(info.value)
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(), TrainConfig.smoke(), *(p.config for p in PRESETS.values())],
+                         ids=["default", "smoke", *PRESETS])
+def test_json_and_dict_round_trips_are_exact(cfg):
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert set(json.loads(cfg.to_json())) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_unknown_keys_are_refused_by_name():
+    data = TrainConfig().to_dict() | {"learning_rate": 0.1}
+    with pytest.raises(ConfigError, match="unknown setting.*'learning_rate'") as info:
+        TrainConfig.from_dict(data)
+    assert info.value.field == "learning_rate"
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrainConfig.from_json("{lr: 1")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrainConfig().replace(learning_rate=0.1)
+
+
+def test_whole_number_floats_from_json_become_floats():
+    cfg = TrainConfig.from_json(json.dumps(TrainConfig().to_dict() | {"lr": 1, "momentum": 0}))
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and isinstance(cfg.momentum, float)
+
+
+def test_config_is_frozen_and_replace_validates():
+    cfg = TrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 0.1
+    assert cfg.replace(lr=0.5).lr == 0.5 and cfg.lr == 1e-4
+    with pytest.raises(ConfigError, match="^epochs:"):
+        cfg.replace(epochs=0)
+
+
+def test_smoke_config_is_tiny_cpu_and_synthetic():
+    cfg = TrainConfig.smoke()
+    assert (cfg.train_subset, cfg.test_subset, cfg.epochs, cfg.device, cfg.dataset) == (512, 256, 1, "cpu", "synthetic")
+    assert TrainConfig.smoke(model="cpu_cnn").model == "cpu_cnn"
+
+
+def test_presets_cover_the_four_recipes_with_time_hints():
+    assert list(PRESETS) == ["tutorial_mlp", "fast_mlp", "cpu_cnn", "gpu_cnn"]
+    for name, preset in PRESETS.items():
+        assert isinstance(preset, Preset) and preset.name == name and preset.config.preset == name
+        assert preset.config.model in MODELS and preset.config.schedule in SCHEDULES
+        assert preset.title and len(preset.description) > 40
+        assert "CPU" in preset.cpu_time_hint and "GPU" in preset.gpu_time_hint.upper() or "H200" in preset.gpu_time_hint
+    assert PRESETS["fast_mlp"].config.model == "tutorial_mlp"
+    assert PRESETS["gpu_cnn"].config.model == "gpu_cnn" and PRESETS["cpu_cnn"].config.model == "cpu_cnn"
+
+
+def test_preset_config_applies_changes_and_names_unknown_presets():
+    assert preset_config("cpu_cnn", epochs=2).epochs == 2
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        preset_config("huge")

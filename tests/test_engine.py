@@ -1,0 +1,199 @@
+"""The training engine on the synthetic demo set: learning, reporting, stopping, resuming."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from core import batches
+from core.checkpoints import load_checkpoint
+from core.config import PRESETS, TrainConfig
+from core.engine import evaluate, fit, lr_factor
+from core.models import build_model
+
+STEP_KEYS = {"train_loss", "train_acc"}
+EPOCH_KEYS = {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec", "elapsed_s", "lr"}
+
+
+class Recorder:
+    def __init__(self, stop_after: int | None = None):
+        self.steps, self.epochs, self.stop_after, self.calls = [], [], stop_after, 0
+
+    def on_step(self, step, epoch, metrics):
+        self.steps.append((step, epoch, dict(metrics)))
+
+    def on_epoch(self, epoch, step, metrics):
+        self.epochs.append((epoch, step, dict(metrics)))
+
+    def should_stop(self):
+        self.calls += 1
+        return self.stop_after is not None and self.calls >= self.stop_after
+
+
+def _fit(cfg, dataset, run_dir, rec=None, **kw):
+    rec = rec or Recorder()
+    result = fit(cfg, dataset, run_dir, on_step=rec.on_step, on_epoch=rec.on_epoch,
+                 should_stop=rec.should_stop, **kw)
+    return result, rec
+
+
+def _weights(path):
+    return load_checkpoint(path)["model_state"]
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_loss_falls_and_accuracy_beats_chance_on_the_synthetic_set(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=3, log_every=100)
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    assert result.status == "completed" and result.epoch == 3 and result.step == 3 * 8
+    losses = [m["train_loss"] for _, _, m in rec.epochs]
+    assert losses[-1] < losses[0] - 0.1
+    assert result.final["test_acc"] > 0.25 and result.best_test_acc >= result.final["test_acc"]
+
+
+def test_callbacks_get_the_documented_keys_at_the_documented_cadence(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=2, log_every=3)          # 512 images / 64 = 8 steps an epoch
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    assert [(s, e) for s, e, _ in rec.steps] == [(3, 1), (6, 1), (9, 2), (12, 2), (15, 2)]
+    assert all(set(m) == STEP_KEYS for _, _, m in rec.steps)
+    assert all(math.isfinite(m["train_loss"]) and 0 <= m["train_acc"] <= 1 for _, _, m in rec.steps)
+    assert [(e, s) for e, s, _ in rec.epochs] == [(1, 8), (2, 16)]
+    for _, _, m in rec.epochs:
+        assert set(m) == EPOCH_KEYS
+        assert 0 <= m["test_acc"] <= 1 and m["images_per_sec"] > 0 and m["elapsed_s"] > 0 and m["lr"] == cfg.lr
+    assert rec.epochs[1][2]["elapsed_s"] > rec.epochs[0][2]["elapsed_s"]
+    assert result.final == rec.epochs[-1][2]
+
+
+def test_progress_bars_go_to_stderr_only_when_asked(synthetic_dataset, tmp_path, capfd):
+    fit(TrainConfig.smoke(train_subset=128), synthetic_dataset, tmp_path / "quiet")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    fit(TrainConfig.smoke(train_subset=128), synthetic_dataset, tmp_path / "loud", progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and "epoch 1/1" in err
+
+
+CNN = dict(model="cpu_cnn", optimizer="sgd", lr=0.05, schedule="onecycle", warmup=0.3, momentum=0.85,
+           weight_decay=5e-4, label_smoothing=0.2, augment=True, crop_padding=2, tta=True, ema=True,
+           whiten_init=True, bias_lr_scale=4.0, train_subset=128, test_subset=64, batch_size=32)
+
+
+def test_same_seed_gives_identical_runs_on_cpu(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(**CNN, log_every=2)
+    a, rec_a = _fit(cfg, synthetic_dataset, tmp_path / "a")
+    b, rec_b = _fit(cfg, synthetic_dataset, tmp_path / "b")
+    assert [m for *_, m in rec_a.steps] == [m for *_, m in rec_b.steps]
+    assert a.final["test_loss"] == b.final["test_loss"] and a.final["test_acc"] == b.final["test_acc"]
+    _assert_same_weights(_weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt"))
+    c, _ = _fit(cfg.replace(seed=1), synthetic_dataset, tmp_path / "c")
+    assert c.final["test_loss"] != a.final["test_loss"]
+
+
+@pytest.mark.parametrize("settings,stop_after", [
+    (dict(CNN, epochs=2), 6),                           # mid epoch 2: augmentation, EMA, one-cycle
+    (dict(epochs=2, train_subset=320, test_subset=64, batch_size=32), 4),   # MLP + Adam, mid epoch 1
+    (dict(epochs=2, train_subset=320, test_subset=64, batch_size=32), 10),  # right at an epoch's end
+])
+def test_stop_then_resume_matches_an_uninterrupted_run(synthetic_dataset, tmp_path, settings, stop_after):
+    cfg = TrainConfig.smoke(**settings, log_every=1000)
+    full, full_rec = _fit(cfg, synthetic_dataset, tmp_path / "full")
+
+    part, _ = _fit(cfg, synthetic_dataset, tmp_path / "part", Recorder(stop_after=stop_after))
+    assert part.status == "stopped" and part.step == stop_after
+    ckpt = torch.load(tmp_path / "part" / "last.pt", weights_only=True)
+    assert ckpt["step"] == stop_after and ckpt["step_in_epoch"] == stop_after - ckpt["epoch"] * (full.step // 2)
+
+    resumed, res_rec = _fit(cfg, synthetic_dataset, tmp_path / "part", resume=True)
+    assert resumed.status == "completed"
+    assert resumed.step == full.step and resumed.epoch == full.epoch
+    _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt"))
+    final_full, final_res = full_rec.epochs[-1][2], res_rec.epochs[-1][2]
+    assert final_res["test_loss"] == final_full["test_loss"] and final_res["test_acc"] == final_full["test_acc"]
+    assert final_res["train_loss"] == pytest.approx(final_full["train_loss"], rel=1e-5)
+    assert final_res["train_acc"] == pytest.approx(final_full["train_acc"])
+    assert resumed.best_test_acc == full.best_test_acc
+
+    again, _ = _fit(cfg, synthetic_dataset, tmp_path / "part", resume=True)    # nothing left to do
+    assert again.status == "completed" and again.step == full.step
+
+
+def test_stop_saves_last_checkpoint_and_no_best_before_an_epoch_ends(synthetic_dataset, tmp_path):
+    result, rec = _fit(TrainConfig.smoke(), synthetic_dataset, tmp_path, Recorder(stop_after=3))
+    assert result.status == "stopped" and result.step == 3 and result.epoch == 0 and "resume" in result.message
+    assert (tmp_path / "last.pt").is_file() and not (tmp_path / "best.pt").exists()
+    assert rec.epochs == []
+
+
+@pytest.mark.parametrize("log_every", [1, 1000])          # caught at a report, or at the epoch's end
+def test_exploding_loss_ends_the_run_as_diverged(synthetic_dataset, tmp_path, log_every):
+    cfg = TrainConfig.smoke(optimizer="sgd", lr=1e6, log_every=log_every)
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    assert result.status == "diverged"
+    assert "NaN or infinite" in result.message and "lr=1e+06" in result.message
+    assert rec.epochs == []
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_trains_a_few_steps_on_the_demo_set(synthetic_dataset, tmp_path, name):
+    base = PRESETS[name].config
+    cfg = base.replace(dataset="synthetic", device="cpu", epochs=1, train_subset=96, test_subset=64,
+                       batch_size=min(base.batch_size, 32), log_every=1)
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    assert result.status == "completed" and result.step == 96 // cfg.batch_size
+    assert len(rec.steps) == result.step and len(rec.epochs) == 1
+    assert all(math.isfinite(v) for v in result.final.values())
+
+
+def test_checkpoints_load_with_weights_only_and_rebuild_the_model(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=2, test_subset=200)
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    for name in ("last.pt", "best.pt"):
+        payload = torch.load(tmp_path / name, weights_only=True)
+        assert {"model", "model_state", "config", "epoch", "step", "step_in_epoch", "metrics", "optimizer_state",
+                "scheduler_state", "rng", "best_test_acc"} <= set(payload)
+        assert TrainConfig.from_dict(payload["config"]) == cfg
+        assert all(isinstance(v, torch.Tensor) for v in payload["rng"].values())
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["step"] == result.step and last["metrics"] == result.final
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["best_test_acc"] == result.best_test_acc == max(m["test_acc"] for *_, m in rec.epochs)
+    # The file alone rebuilds a model that scores what the run reported.
+    model = build_model(best["model"])
+    model.load_state_dict(best["model_state"])
+    x, y = batches.to_device(synthetic_dataset.test.images[:200], synthetic_dataset.test.labels[:200])
+    assert evaluate(model, x, y)["acc"] == pytest.approx(best["metrics"]["test_acc"])
+
+
+def test_evaluate_sums_the_loss_then_divides_by_n_and_leaves_train_mode(synthetic_dataset):
+    torch.manual_seed(0)
+    model = build_model("cpu_cnn").train()
+    x, y = batches.to_device(synthetic_dataset.test.images[:30], synthetic_dataset.test.labels[:30])
+    got = evaluate(model, x, y, batch_size=7)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(batches.normalize(x))
+    assert got["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert got["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    flipped = evaluate(model, x, y, tta=True)
+    assert flipped["loss"] != pytest.approx(got["loss"])
+
+
+def test_learning_rate_schedules_have_the_documented_shapes():
+    total = 100
+    one = TrainConfig(schedule="onecycle", warmup=0.2)
+    f = [lr_factor(one, s, total) for s in range(total)]
+    assert f[0] == pytest.approx(0.1) and max(f) == pytest.approx(1.0) and f.index(max(f)) == 20
+    assert f[-1] == pytest.approx(1 / 80) and all(a >= b for a, b in zip(f[20:], f[21:]))
+    assert all(lr_factor(TrainConfig(), s, total) == 1.0 for s in range(total))
+    cos = [lr_factor(TrainConfig(schedule="cosine"), s, total) for s in range(total)]
+    assert cos[0] == 1.0 and cos[50] == pytest.approx(0.5) and cos[-1] < 0.01
+    lin = [lr_factor(TrainConfig(schedule="linear_decay"), s, total) for s in range(total)]
+    assert lin[0] == 1.0 and lin[50] == pytest.approx(0.5)
