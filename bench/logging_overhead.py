@@ -1,0 +1,71 @@
+"""What reporting costs: the same training with and without on_step reports (target: < 5%).
+
+    .venv/bin/python bench/logging_overhead.py [--preset fast_mlp] [--train-subset 10000] [--repeat 3]
+
+Runs core.engine.fit on the same images with (a) no step reports (log_every larger than the run),
+(b) the preset's log_every with a callback that stores every report, (c) a report every step, and
+(d) like (b) plus tqdm progress bars. Runs alternate (--repeat rounds) and the best images/s of each
+variant is compared with (a). On a GPU each report is a device-to-host sync, so (c) shows its price.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core import data  # noqa: E402
+from core.config import PRESETS  # noqa: E402
+from core.engine import fit  # noqa: E402
+
+
+def images_per_sec(cfg, dataset, progress: bool = False) -> float:
+    reports, epochs = [], []
+    with tempfile.TemporaryDirectory() as run_dir, redirect_stderr(io.StringIO()):
+        fit(cfg, dataset, run_dir, on_step=lambda s, e, m: reports.append(m),
+            on_epoch=lambda e, s, m: epochs.append(m), progress=progress)
+    return sum(m["images_per_sec"] for m in epochs) / len(epochs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", default=os.environ.get("CIFAR10_ROOT")
+                    or str(Path(__file__).resolve().parent.parent / ".cache" / "cifar10-dev"))
+    ap.add_argument("--preset", default="fast_mlp", choices=list(PRESETS))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-subset", type=int, default=10000)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dataset = data.load_cifar10(args.data_root, download=False)
+    base = PRESETS[args.preset].config.replace(device=args.device, epochs=args.epochs,
+                                               train_subset=args.train_subset, test_subset=1000)
+    variants = {
+        "no step reports": (base.replace(log_every=10**9), False),
+        f"log_every={base.log_every} (preset)": (base, False),
+        "log_every=1": (base.replace(log_every=1), False),
+        f"log_every={base.log_every} + tqdm": (base, True),
+    }
+    best = {name: 0.0 for name in variants}
+    for _ in range(args.repeat):
+        for name, (cfg, progress) in variants.items():
+            best[name] = max(best[name], images_per_sec(cfg, dataset, progress))
+    ref = best["no step reports"]
+    print(f"# preset {args.preset}, {args.train_subset} images x {args.epochs} epoch(s), best of {args.repeat}, "
+          f"device {base.device}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    for name, ips in best.items():
+        print(f"{name:32s} {ips:9.0f} images/s   overhead {100 * (ref / ips - 1):+6.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

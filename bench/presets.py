@@ -1,0 +1,127 @@
+"""Train presets and print a table against the tutorial pipeline measured in the same process.
+
+    .venv/bin/python bench/presets.py                           # fast_mlp and cpu_cnn (+ gpu_cnn on CUDA)
+    .venv/bin/python bench/presets.py --presets fast_mlp --epochs 2
+    .venv/bin/python bench/presets.py --presets cpu_cnn --train-subset 10000 --test-subset 2000
+
+The baseline is the tutorial's own pipeline (bench/tutorial_pipeline.py: Dataset + ToTensor/
+Normalize + DataLoader, batch 16, Adam 1e-4, the MLP), run for --tutorial-steps steps; its 10-epoch
+time is EXTRAPOLATED from that rate (10 x 40,000 images / images per second), and the output says
+so. "speed-up" = that extrapolated time / the preset's wall time. "to target" is the wall time at
+the first epoch whose test accuracy reaches --target-acc (default: the tutorial recipe's 10-epoch
+accuracy, --tutorial-acc, measured separately; see docs in core/config.py presets).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.tutorial_pipeline import run_tutorial_steps  # noqa: E402
+from core import data  # noqa: E402
+from core.config import PRESETS  # noqa: E402
+from core.device import resolve_device  # noqa: E402
+from core.engine import fit  # noqa: E402
+
+
+def default_root() -> str:
+    return os.environ.get("CIFAR10_ROOT") or str(Path(__file__).resolve().parent.parent / ".cache" / "cifar10-dev")
+
+
+def run_preset(name: str, dataset, device: str, overrides: dict, target_acc: float | None) -> dict:
+    cfg = PRESETS[name].config.replace(device=device, **overrides)
+    epochs: list[dict] = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        result = fit(cfg, dataset, run_dir, on_epoch=lambda e, s, m: epochs.append(dict(m, epoch=e)))
+        wall = time.perf_counter() - start
+    n_train = min(cfg.train_subset or len(dataset.train.labels), len(dataset.train.labels))
+    train_time = sum((n_train // cfg.batch_size) * cfg.batch_size / m["images_per_sec"] for m in epochs)
+    reached = next((m["elapsed_s"] for m in epochs if target_acc is not None and m["test_acc"] >= target_acc), None)
+    return {"preset": name, "device": str(resolve_device(device)), "epochs": result.epoch, "status": result.status,
+            "wall": wall, "train_time": train_time,
+            "images_per_sec": sum(m["images_per_sec"] for m in epochs) / max(len(epochs), 1),
+            "test_acc": result.final.get("test_acc", float("nan")), "best_acc": result.best_test_acc or float("nan"),
+            "to_target": reached, "per_epoch": [(m["epoch"], m["test_acc"], m["elapsed_s"]) for m in epochs]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", default=default_root())
+    ap.add_argument("--presets", default=None, help="comma-separated preset names (default: fast_mlp,cpu_cnn"
+                    " and gpu_cnn when CUDA is there; tutorial_mlp takes ~12 min on 2 cores, ask for it)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for CPU runs")
+    ap.add_argument("--epochs", type=int, help="override every preset's epochs")
+    ap.add_argument("--train-subset", type=int, help="override: first N training images")
+    ap.add_argument("--test-subset", type=int, help="override: first N test images")
+    ap.add_argument("--seed", type=int, help="override the seed")
+    ap.add_argument("--tutorial-steps", type=int, default=500, help="steps of the tutorial pipeline (0: skip)")
+    ap.add_argument("--tutorial-acc", type=float, default=None,
+                    help="the tutorial recipe's 10-epoch test accuracy (fraction); tutorial_mlp in --presets measures it")
+    ap.add_argument("--target-acc", type=float, default=None, help="accuracy for the 'to target' column")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    dataset = data.load_cifar10(args.data_root, download=False)
+    names = args.presets.split(",") if args.presets else (
+        ["fast_mlp", "cpu_cnn"] + (["gpu_cnn"] if torch.cuda.is_available() else []))
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        ap.error(f"unknown preset(s) {unknown}; choose from {list(PRESETS)}")
+    overrides = {k: v for k, v in {"epochs": args.epochs, "train_subset": args.train_subset,
+                                   "test_subset": args.test_subset, "seed": args.seed}.items() if v is not None}
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}, "
+          f"load average {os.getloadavg()[0]:.2f}; overrides {overrides or 'none'}", flush=True)
+
+    tutorial = None
+    if args.tutorial_steps:
+        tutorial = run_tutorial_steps(args.data_root, args.tutorial_steps)
+        tutorial["ten_epochs"] = 10 * len(dataset.train.labels) / tutorial["images_per_sec"]
+        print(f"# tutorial pipeline: {tutorial['images_per_sec']:.0f} images/s over {tutorial['steps']} steps; "
+              f"10 epochs EXTRAPOLATED from that rate: {tutorial['ten_epochs']:.0f} s", flush=True)
+
+    target = args.target_acc if args.target_acc is not None else args.tutorial_acc
+    rows = []
+    if "tutorial_mlp" in names:                      # its accuracy is the target for the others
+        names = ["tutorial_mlp"] + [n for n in names if n != "tutorial_mlp"]
+    for name in names:
+        row = run_preset(name, dataset, args.device, overrides, target)
+        rows.append(row)
+        if name == "tutorial_mlp" and target is None and row["status"] == "completed":
+            target = row["test_acc"]
+            row["to_target"] = row["wall"]
+        print(f"# {name}: " + ", ".join(f"ep{e} {100 * a:.2f}% @{t:.0f}s" for e, a, t in row["per_epoch"]), flush=True)
+
+    print()
+    print(f"{'preset':14s} {'device':7s} {'epochs':>6s} {'wall s':>8s} {'train s':>8s} {'images/s':>9s} "
+          f"{'test acc':>9s} {'best':>7s} {'to target':>10s} {'speed-up':>9s}")
+    for r in rows:
+        speed = f"{tutorial['ten_epochs'] / r['wall']:8.1f}x" if tutorial else "       -"
+        to_target = f"{r['to_target']:9.0f}s" if r["to_target"] is not None else "         -"
+        print(f"{r['preset']:14s} {r['device']:7s} {r['epochs']:6d} {r['wall']:8.1f} {r['train_time']:8.1f} "
+              f"{r['images_per_sec']:9.0f} {100 * r['test_acc']:8.2f}% {100 * r['best_acc']:6.2f}% {to_target} {speed}")
+    if tutorial:
+        print(f"speed-up = the tutorial pipeline's 10-epoch time, EXTRAPOLATED from {tutorial['steps']} measured "
+              f"steps ({tutorial['ten_epochs']:.0f} s), divided by the preset's wall time.")
+    if target is not None:
+        print(f"to target = wall time when test accuracy first reached {100 * target:.2f}% "
+              f"(the tutorial recipe's 10-epoch accuracy or --target-acc); "
+              + (f"tutorial pipeline time to that accuracy (10 epochs, extrapolated): {tutorial['ten_epochs']:.0f} s"
+                 if tutorial else ""))
+        for r in rows:
+            if tutorial and r["to_target"] is not None and r["preset"] != "tutorial_mlp":
+                print(f"  {r['preset']}: reached it {tutorial['ten_epochs'] / r['to_target']:.1f}x sooner")
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
