@@ -45,6 +45,14 @@ def isolated_env(monkeypatch, session_dirs, tmp_path):
     yield
 
 
+@pytest.fixture
+def no_cifar(monkeypatch, tmp_path) -> Path:
+    """CIFAR10_ROOT points at an empty folder, even when the suite runs with real data."""
+    empty = tmp_path / "no-cifar"
+    monkeypatch.setenv("CIFAR10_ROOT", str(empty))
+    return empty
+
+
 @pytest.fixture(scope="session")
 def cifar_root() -> Path:
     """The development split built from ../shared/datasets (make test builds it)."""

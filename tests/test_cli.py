@@ -60,7 +60,7 @@ def test_more_bad_arguments_through_main(args, fragments, capsys):
     assert RunStore().list_runs() == []
 
 
-def test_missing_cifar10_offline_says_what_to_do_and_stores_no_run():
+def test_missing_cifar10_offline_says_what_to_do_and_stores_no_run(no_cifar):
     result = cli("train", "--epochs", "1")
     assert result.returncode == 1
     assert_one_line_error(result, "CIFAR-10 was not found", os.environ["CIFAR10_ROOT"], "--demo")

@@ -41,6 +41,9 @@ def test_defaults_and_the_tutorial_preset_are_the_tutorial_recipe():
     ("augment", "yes", "augment: must be true or false"),
     ("seed", -1, "seed: must be >= 0"),
     ("ema_decay", 1.0, "ema_decay: must be in (0, 1)"),
+    ("whiten_bias_epochs", -1, "whiten_bias_epochs: must be >= 0"),
+    ("crop_padding", 20, "crop_padding: must be between 0 and 16"),
+    ("bias_lr_scale", 0, "bias_lr_scale: must be > 0"),
 ])
 def test_invalid_values_raise_config_error_naming_the_field(field, value, text):
     with pytest.raises(ConfigError) as info:

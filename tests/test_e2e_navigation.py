@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.e2e
 
 
-def test_a_page_url_opened_first_on_a_cold_server_gets_navigation_and_sidebar(app_server, page, screenshot_dir):
+def test_a_page_url_opened_first_on_a_cold_server_gets_navigation_and_sidebar(no_cifar, app_server, page, screenshot_dir):
     page.goto(app_server.url + "/samples")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Synthetic demo set")).to_be_visible()

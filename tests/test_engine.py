@@ -197,3 +197,16 @@ def test_learning_rate_schedules_have_the_documented_shapes():
     assert cos[0] == 1.0 and cos[50] == pytest.approx(0.5) and cos[-1] < 0.01
     lin = [lr_factor(TrainConfig(schedule="linear_decay"), s, total) for s in range(total)]
     assert lin[0] == 1.0 and lin[50] == pytest.approx(0.5)
+
+
+def test_whitening_stem_is_fixed_and_its_bias_learns_only_for_the_first_epochs(synthetic_dataset, tmp_path):
+    base = TrainConfig.smoke(**dict(CNN, ema=False, train_subset=64, batch_size=32), epochs=1)
+    fit(base.replace(whiten_bias_epochs=0), synthetic_dataset, tmp_path / "frozen")
+    fit(base.replace(whiten_bias_epochs=1), synthetic_dataset, tmp_path / "learnt")
+    frozen, learnt = _weights(tmp_path / "frozen" / "last.pt"), _weights(tmp_path / "learnt" / "last.pt")
+    assert torch.count_nonzero(frozen["whiten.bias"]) == 0
+    assert torch.count_nonzero(learnt["whiten.bias"]) > 0
+    model = build_model("cpu_cnn")
+    model.init_whitening(batches.normalize(batches.to_device(synthetic_dataset.train.images[:64],
+                                                             synthetic_dataset.train.labels[:64])[0]))
+    torch.testing.assert_close(learnt["whiten.weight"], model.whiten.weight.detach(), rtol=0, atol=0)

@@ -139,7 +139,7 @@ def test_only_one_run_trains_at_a_time_by_default(store, monkeypatch):
     assert {r.id for r in store.active_runs()} == {first.id, second.id}
 
 
-def test_missing_data_fails_the_run_with_the_data_layers_message(store):
+def test_missing_data_fails_the_run_with_the_data_layers_message(no_cifar, store):
     run = jobs.start_run(store, tiny(1, dataset="cifar10"), name="no data")
     done = wait_until_finished(store, run.id, timeout=120)
     assert done.status == "failed"

@@ -212,7 +212,7 @@ def test_an_active_run_cannot_be_deleted(store):
     store.mark_finished(run.id, "stopped", "test over")
 
 
-def test_missing_cifar10_is_explained_and_start_is_disabled(store):
+def test_missing_cifar10_is_explained_and_start_is_disabled(no_cifar, store):
     at = page("cifar10")
     assert any("CIFAR-10 was not found" in e.value for e in at.error)
     assert at.button(key="train_start").disabled
