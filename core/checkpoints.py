@@ -15,11 +15,12 @@ unpickling arbitrary objects:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from core.atomic_file import atomic_write
 
 CHECKPOINT_FORMAT = 1
 
@@ -34,18 +35,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     A kill at any moment leaves either the old file or the new one, never a torn file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "torch_version": str(torch.__version__), **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -52,7 +52,6 @@ import copy
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.atomic_file import atomic_write
 from core.checkpoints import CheckpointError, checkpoint_key, load_checkpoint
 from core.device import resolve_device
 
@@ -242,17 +242,8 @@ def cache_path(checkpoint: str | os.PathLike, key: str, which: str | None = None
 
 
 def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def _read_cache(path: Path, fingerprint: str, n: int, classes: tuple[str, ...], key: str) -> Predictions | None:
