@@ -1,11 +1,12 @@
 """What reporting costs: the same training with and without on_step reports (target: < 5%).
 
-    .venv/bin/python bench/logging_overhead.py [--preset fast_mlp] [--train-subset 10000] [--repeat 3]
+    .venv/bin/python bench/logging_overhead.py [--preset fast_mlp] [--train-subset 10000] [--repeat 4]
 
 Runs core.engine.fit on the same images with (a) no step reports (log_every larger than the run),
 (b) the preset's log_every with a callback that stores every report, (c) a report every step, and
-(d) like (b) plus tqdm progress bars. Runs alternate (--repeat rounds) and the best images/s of each
-variant is compared with (a). On a GPU each report is a device-to-host sync, so (c) shows its price.
+(d) like (b) plus tqdm progress bars. After one warm-up run, the variants alternate (--repeat rounds,
+rotating the order) and the best images/s of each variant is compared with (a). On a GPU each
+report is a device-to-host sync, so (c) shows its price.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-subset", type=int, default=10000)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=4)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = data.load_cifar10(args.data_root, download=False)
@@ -56,8 +57,11 @@ def main(argv=None) -> int:
         f"log_every={base.log_every} + tqdm": (base, True),
     }
     best = {name: 0.0 for name in variants}
-    for _ in range(args.repeat):
-        for name, (cfg, progress) in variants.items():
+    images_per_sec(base, dataset)                          # warm-up: allocator, kernels, caches
+    names = list(variants)
+    for round_ in range(args.repeat):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:   # rotate the order
+            cfg, progress = variants[name]
             best[name] = max(best[name], images_per_sec(cfg, dataset, progress))
     ref = best["no step reports"]
     print(f"# preset {args.preset}, {args.train_subset} images x {args.epochs} epoch(s), best of {args.repeat}, "

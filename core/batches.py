@@ -82,32 +82,34 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mirror: torch
     Image k is reflect-padded by `padding` pixels on each side, cropped back to its size at
     offset (dy[k], dx[k]) with 0 <= dy, dx <= 2 * padding (so offset (padding, padding) is the
     image itself), then mirrored left-right where mirror[k] is true. Same result as torchvision's
-    pad(padding_mode="reflect") + crop + hflip, done as one gather on x's device.
+    pad(padding_mode="reflect") + crop + hflip, done as (at most) two gathers on x's device.
+    Returns a new contiguous NCHW tensor.
     """
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     dy, dx, mirror = (t.to(x.device, non_blocking=True) for t in (dy, dx, mirror))
     # Output pixel (i, j) of image k comes from input pixel (rows[k, i], cols[k, j]).
-    rows = _reflect(dy[:, None] - padding + torch.arange(h, device=x.device), h)
     cols = _reflect(dx[:, None] - padding + torch.arange(w, device=x.device), w)
     cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    # Advanced indexing around a slice puts the indexed dims first: (n, h, w, c), channels last.
-    out = x[batch, :, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2)
+    if padding:
+        rows = _reflect(dy[:, None] - padding + torch.arange(h, device=x.device), h)
+        x = x.gather(2, rows[:, None, :, None].expand(n, c, h, w))
+    return x.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, *, padding: int = 4, flip: bool = True) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator, *, padding: int = 4, flip: bool = True,
+            mirror: torch.Tensor | None = None) -> torch.Tensor:
     """Random crop (reflect padding `padding`) and random horizontal flip of a uint8 NCHW batch.
 
     Every image gets its own offsets and coin flip, drawn from `generator` (a CPU generator, so
     the draws are the same on every device); the work is one gather on x's device (crop_flip).
-    Returns uint8 of the same shape (with channels-last strides).
+    `mirror` (bool per image) replaces the coin flips when given. Returns uint8 of the same shape.
     """
     n = len(x)
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
-    mirror = torch.rand(n, generator=generator) < 0.5
-    if not flip:
-        mirror = torch.zeros_like(mirror)
+    if mirror is None:
+        mirror = torch.rand(n, generator=generator) < 0.5
+        if not flip:
+            mirror = torch.zeros_like(mirror)
     return crop_flip(x, offsets[0], offsets[1], mirror, padding=padding)
 
 
@@ -117,11 +119,17 @@ class BatchIterator:
     len(it) is the number of batches in an epoch. epoch(start_batch=k) yields batches k, k+1, …
     of the epoch whose permutation is drawn from the generator's current state; `epoch_state`
     is that state (a uint8 tensor) as it was before the draw, for exact mid-epoch resume.
+
+    alternate_flip=True (with augment) replaces coin-flip mirroring by airbench's derandomised
+    flip: each image gets one coin flip for good (from `flip_seed`), and is mirrored that way in
+    even epochs and the other way in odd ones (`epoch_index`), so every image is seen both ways
+    in every two consecutive epochs.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = False, augment: bool = False, crop_padding: int = 4,
-                 generator: torch.Generator | None = None, channels_last: bool = False):
+                 generator: torch.Generator | None = None, channels_last: bool = False,
+                 alternate_flip: bool = False, flip_seed: int = 0):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 NCHW tensor, got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
@@ -135,6 +143,10 @@ class BatchIterator:
         self.generator = generator if generator is not None else torch.Generator()
         self.channels_last = channels_last
         self.epoch_state: torch.Tensor = self.generator.get_state()
+        self.base_flip: torch.Tensor | None = None
+        if alternate_flip:
+            coin = torch.rand(len(images), generator=torch.Generator().manual_seed(flip_seed)) < 0.5
+            self.base_flip = coin.to(images.device)
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -152,8 +164,11 @@ class BatchIterator:
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
 
-    def epoch(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Draw this epoch's order now, then yield its batches from `start_batch` on."""
+    def epoch(self, start_batch: int = 0, epoch_index: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Draw this epoch's order now, then yield its batches from `start_batch` on.
+
+        `epoch_index` (0-based) only matters with alternate_flip: odd epochs mirror the other way.
+        """
         n, device = len(self.images), self.images.device
         if not 0 <= start_batch <= len(self):
             raise ValueError(f"start_batch must be in [0, {len(self)}], got {start_batch}")
@@ -161,14 +176,19 @@ class BatchIterator:
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         aug_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
         order = order.to(device)
-        return self._batches(order, aug_seed, start_batch)
+        return self._batches(order, aug_seed, start_batch, epoch_index % 2 == 1)
 
-    def _batches(self, order: torch.Tensor, aug_seed: int, start_batch: int):
+    def _batches(self, order: torch.Tensor, aug_seed: int, start_batch: int, odd_epoch: bool):
         for b in range(start_batch, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[idx]
             if self.augment:
-                x = augment(x, torch.Generator().manual_seed(aug_seed + b), padding=self.crop_padding)
-            # augment() returns a channels-last view; settle the layout the model wants.
-            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-            yield normalize(x), self.labels[idx]
+                mirror = None
+                if self.base_flip is not None:
+                    mirror = self.base_flip[idx] ^ odd_epoch
+                x = augment(x, torch.Generator().manual_seed(aug_seed + b), padding=self.crop_padding,
+                            mirror=mirror)
+            x = normalize(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)   # cheaper on float than on uint8
+            yield x, self.labels[idx]

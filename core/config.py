@@ -14,6 +14,12 @@ Learning-rate schedules (`schedule`, with `warmup` = fraction of all steps; the 
     linear_decay   lr falling linearly to 0 at the last step (after the optional warmup)
     cosine         lr following half a cosine down to 0 (after the optional warmup)
 
+Precision (`precision`): "bf16" runs each training step's forward pass under bfloat16 autocast
+(weights, gradients and optimiser state stay float32); "fp32" runs plain float32; "auto" picks
+bf16 on CUDA and on CPUs with native bfloat16 matrix instructions (AVX512-BF16 or AMX, where it
+measured 1.9x faster for the MLP and 1.35x for cpu_cnn), float32 elsewhere (see
+core.engine.resolve_precision). Test evaluation on a CPU is always float32.
+
 `lr` is the rate for the mean loss over a batch. Optimisers: "adam", "adamw" (decoupled weight
 decay), "sgd" (always with Nesterov momentum `momentum`; weight decay added to the gradient).
 """
@@ -32,6 +38,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "linear_decay", "cosine")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -59,6 +66,7 @@ class TrainConfig:
     label_smoothing: float = 0.0         # [0, 1)
     augment: bool = False                # random crop (reflect padding) + horizontal flip
     crop_padding: int = 4                # pixels of reflect padding for the random crop; 0 = flip only
+    alternate_flip: bool = False         # with augment: mirror each image every other epoch (airbench)
     tta: bool = False                    # test-time augmentation: average logits with the mirror image
     ema: bool = False                    # evaluate an exponential moving average of the weights
     ema_decay: float = 0.99              # per optimiser step, (0, 1)
@@ -73,6 +81,7 @@ class TrainConfig:
     log_every: int = 50                  # optimiser steps between on_step reports
     preset: str | None = None            # name of the preset this config started from
     compile: bool = False                # torch.compile the model (CUDA only; ignored elsewhere)
+    precision: str = "auto"              # auto | fp32 | bf16: training steps' arithmetic (see below)
 
     def __post_init__(self) -> None:
         # Accept ints where floats are meant (JSON writes 1.0 as 1 in some tools) and store floats.
@@ -92,7 +101,7 @@ class TrainConfig:
                 _check_int(name, value)
                 if value < 1:
                     raise ConfigError(name, f"must be at least 1 or None (all images), got {value}")
-        for name in ("augment", "tta", "ema", "whiten_init", "compile"):
+        for name in ("augment", "alternate_flip", "tta", "ema", "whiten_init", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         _check_choice("model", self.model, tuple(MODELS))
@@ -100,6 +109,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.lr <= 0:
             raise ConfigError("lr", f"must be > 0, got {self.lr:g}")
         if not 0 <= self.warmup < 1:
@@ -211,23 +221,26 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "ends near 55% test accuracy.",
         "about 12 min on 2 CPU cores", "about 1-2 min on a GPU (tiny batches keep a GPU idle)",
         model="tutorial_mlp", optimizer="adam", lr=1e-4, schedule="constant", batch_size=16, epochs=10,
-        augment=False, log_every=250),
+        augment=False, precision="fp32", log_every=250),
     _preset(
         "fast_mlp", "Fast MLP (same net, better recipe)",
-        "The tutorial's MLP with a better recipe: batch 256, AdamW with a one-cycle learning rate, "
-        "label smoothing. Reaches the tutorial recipe's 10-epoch accuracy in a fraction of the time.",
-        "about 30 s on 2 CPU cores", "a few seconds on a GPU",
-        model="tutorial_mlp", optimizer="adamw", lr=1e-3, schedule="onecycle", warmup=0.2, batch_size=256,
-        epochs=4, weight_decay=0.05, label_smoothing=0.1, augment=False, log_every=20),
+        "The tutorial's MLP, unchanged, with a better recipe: batch 512 instead of 16, AdamW with a "
+        "one-cycle learning rate (peak 2e-3), random horizontal flips, bf16 arithmetic where the "
+        "hardware has it, 6 epochs. Passes the tutorial recipe's 10-epoch accuracy (about 54%) "
+        "after about 20 s on 2 CPU cores (tutorial: 8-12 min) and ends near 55%.",
+        "about 25 s on 2 CPU cores with bf16 (AVX512-BF16), about 40 s without", "a few seconds on a GPU",
+        model="tutorial_mlp", optimizer="adamw", lr=2e-3, schedule="onecycle", warmup=0.1, batch_size=512,
+        epochs=6, weight_decay=0.05, label_smoothing=0.0, augment=True, crop_padding=0, log_every=10),
     _preset(
         "cpu_cnn", "CPU CNN (85%+ in 5 minutes)",
-        "A small conv net with a speed-run recipe (patch-whitening stem, one-cycle Nesterov SGD, "
-        "flip + translate augmentation, label smoothing, flip at test time), tuned for about "
-        "5 minutes on 2 CPU cores.",
-        "about 5 min on 2 CPU cores", "about 15 s on a GPU",
-        model="cpu_cnn", optimizer="sgd", lr=0.2, schedule="onecycle", warmup=0.2, batch_size=256, epochs=8,
-        weight_decay=5e-4, momentum=0.85, label_smoothing=0.2, augment=True, crop_padding=2, tta=True,
-        whiten_init=True, log_every=20),
+        "A small conv net (16/64/128 channels) with a speed-run recipe scaled down for a CPU: "
+        "patch-whitening stem, one-cycle Nesterov SGD (airbench's decoupled lr and weight decay, "
+        "biases at 64x lr), label smoothing 0.2, 2-pixel translate + alternating flip, flip at test "
+        "time, batch 256, 10 epochs. Built for about 4-5 minutes on 2 CPU cores.",
+        "about 4-5 min on 2 CPU cores", "about 15 s on a GPU",
+        model="cpu_cnn", optimizer="sgd", lr=0.375, schedule="onecycle", warmup=0.23, batch_size=256, epochs=12,
+        weight_decay=0.00133, momentum=0.85, label_smoothing=0.2, augment=True, crop_padding=2,
+        alternate_flip=True, tta=True, whiten_init=True, whiten_bias_epochs=1, bias_lr_scale=64.0, log_every=20),
     _preset(
         "gpu_cnn", "GPU CNN (speed run)",
         "An airbench94-style recipe for a GPU: 64/256/256-channel conv net with a patch-whitening "
@@ -238,7 +251,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "over an hour on 2 CPU cores (not recommended)", "about 5 s on an H200",
         model="gpu_cnn", optimizer="sgd", lr=1.5, schedule="onecycle", warmup=0.23, batch_size=1024,
         epochs=10, weight_decay=0.00133, momentum=0.85, label_smoothing=0.2, augment=True, crop_padding=2,
-        tta=True, ema=True, ema_decay=0.95, whiten_init=True, bias_lr_scale=64.0, log_every=20),
+        alternate_flip=True, tta=True, ema=True, ema_decay=0.95, whiten_init=True, whiten_bias_epochs=3,
+        bias_lr_scale=64.0, log_every=20),
 )}
 
 

@@ -163,3 +163,28 @@ def test_iterator_rejects_bad_inputs():
         BatchIterator(x, y, 4).epoch(start_batch=9)
     with pytest.raises(TypeError):
         normalize(x.float())
+
+
+def test_alternate_flip_mirrors_each_image_the_other_way_every_other_epoch():
+    n = 64
+    imgs = _images(n, seed=8)
+    imgs[:, 0, 0, 0] = np.arange(n)             # the index sits in the first and the last column,
+    imgs[:, 0, -1, 0] = np.arange(n)            # so it reads the same whether the image is mirrored
+    x, y = to_device(imgs, np.zeros(n))
+    it = BatchIterator(x, y, 16, augment=True, crop_padding=0, alternate_flip=True, flip_seed=5,
+                       generator=torch.Generator().manual_seed(0))
+
+    def mirrored_by_index(epoch_index):
+        out = {}
+        for xb, _ in it.epoch(epoch_index=epoch_index):
+            raw = torch.round(denormalize(xb) * 255).to(torch.uint8)
+            for img in raw:
+                k = int(img[0, 0, 0])
+                out[k] = bool(torch.equal(img, x[k].flip(-1)))
+                assert out[k] or torch.equal(img, x[k])
+        return out
+
+    e0, e1, e2 = mirrored_by_index(0), mirrored_by_index(1), mirrored_by_index(2)
+    assert len(e0) == n
+    assert all(e0[k] != e1[k] for k in range(n)) and e0 == e2
+    assert 10 < sum(e0.values()) < 54

@@ -16,6 +16,7 @@ def test_defaults_and_the_tutorial_preset_are_the_tutorial_recipe():
         assert (cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("tutorial_mlp", "adam", 1e-4, 16, 10)
         assert cfg.schedule == "constant" and cfg.augment is False and cfg.weight_decay == 0
         assert cfg.label_smoothing == 0 and cfg.tta is False and cfg.ema is False
+    assert PRESETS["tutorial_mlp"].config.precision == "fp32"          # exact: plain float32
 
 
 @pytest.mark.parametrize("field,value,text", [
@@ -44,6 +45,7 @@ def test_defaults_and_the_tutorial_preset_are_the_tutorial_recipe():
     ("whiten_bias_epochs", -1, "whiten_bias_epochs: must be >= 0"),
     ("crop_padding", 20, "crop_padding: must be between 0 and 16"),
     ("bias_lr_scale", 0, "bias_lr_scale: must be > 0"),
+    ("precision", "fp16", "precision: must be one of auto, fp32, bf16"),
 ])
 def test_invalid_values_raise_config_error_naming_the_field(field, value, text):
     with pytest.raises(ConfigError) as info:

@@ -9,7 +9,7 @@ import torch
 from core import batches
 from core.checkpoints import load_checkpoint
 from core.config import PRESETS, TrainConfig
-from core.engine import evaluate, fit, lr_factor
+from core.engine import evaluate, fit, lr_factor, resolve_precision
 from core.models import build_model
 
 STEP_KEYS = {"train_loss", "train_acc"}
@@ -81,7 +81,7 @@ def test_progress_bars_go_to_stderr_only_when_asked(synthetic_dataset, tmp_path,
 
 
 CNN = dict(model="cpu_cnn", optimizer="sgd", lr=0.05, schedule="onecycle", warmup=0.3, momentum=0.85,
-           weight_decay=5e-4, label_smoothing=0.2, augment=True, crop_padding=2, tta=True, ema=True,
+           weight_decay=5e-4, label_smoothing=0.2, augment=True, crop_padding=2, alternate_flip=True, tta=True, ema=True,
            whiten_init=True, bias_lr_scale=4.0, train_subset=128, test_subset=64, batch_size=32)
 
 
@@ -210,3 +210,20 @@ def test_whitening_stem_is_fixed_and_its_bias_learns_only_for_the_first_epochs(s
     model.init_whitening(batches.normalize(batches.to_device(synthetic_dataset.train.images[:64],
                                                              synthetic_dataset.train.labels[:64])[0]))
     torch.testing.assert_close(learnt["whiten.weight"], model.whiten.weight.detach(), rtol=0, atol=0)
+
+
+def test_precision_resolves_per_device_and_both_kinds_train_reproducibly(synthetic_dataset, tmp_path):
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("bf16", torch.device("mps")) == "fp32"
+    assert resolve_precision("auto", cpu) in ("fp32", "bf16")
+    cfg = TrainConfig.smoke(**dict(CNN, ema=False), epochs=1)
+    runs = {}
+    for name, precision in (("fp32", "fp32"), ("bf16", "bf16"), ("bf16-again", "bf16")):
+        result, _ = _fit(cfg.replace(precision=precision), synthetic_dataset, tmp_path / name)
+        assert result.status == "completed" and math.isfinite(result.final["train_loss"])
+        assert torch.load(tmp_path / name / "last.pt", weights_only=True)["precision"] == precision
+        runs[name] = _weights(tmp_path / name / "last.pt")
+    _assert_same_weights(runs["bf16"], runs["bf16-again"])
+    assert not torch.equal(runs["fp32"]["head.weight"], runs["bf16"]["head.weight"])
