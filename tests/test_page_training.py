@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
-from core.config import TrainConfig
+from core.config import PRESETS, TrainConfig
 from core.runs import RunStore
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "training.py")
@@ -150,10 +150,12 @@ def test_invalid_form_values_show_the_fields_message_and_start_nothing(store, ke
 def test_choosing_a_preset_fills_the_form(store):
     at = page()
     at.selectbox(key="train_preset").set_value("cpu_cnn").run()
-    assert at.selectbox(key="train_model").value == "cpu_cnn"
-    assert at.number_input(key="train_lr").value == pytest.approx(0.2)
-    assert at.checkbox(key="train_augment").value is True
-    assert any("5 min on 2 CPU cores" in c.value for c in at.caption)
+    preset = PRESETS["cpu_cnn"]
+    assert at.selectbox(key="train_model").value == preset.config.model == "cpu_cnn"
+    assert at.number_input(key="train_lr").value == pytest.approx(preset.config.lr)
+    assert at.number_input(key="train_batch_size").value == preset.config.batch_size
+    assert at.checkbox(key="train_augment").value is preset.config.augment is True
+    assert any(preset.cpu_time_hint in c.value for c in at.caption)
 
 
 def _finished_run(store: RunStore, name: str, lr: float, accs: list[float]) -> int:
