@@ -162,11 +162,10 @@ def infer_logits(loaded: LoadedModel, images_uint8_nhwc: np.ndarray, batch_size:
     so the numbers here are the engine's numbers. Images go to the device one chunk at a time;
     `progress(done, total)` is called after each chunk.
     """
-    from core.engine import infer
+    from core.engine import infer, uses_channels_last
 
     model, device = loaded.model, loaded.device
-    # The engine feeds conv nets channels-last on CUDA only (faster there, slower on CPU).
-    channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    channels_last = uses_channels_last(model, device)  # the same memory layout as training
     n = len(images_uint8_nhwc)
     out = []
     for start in range(0, n, batch_size):
