@@ -11,9 +11,10 @@ DEV_DATA ?= .cache/cifar10-dev
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -32,7 +33,7 @@ test: $(STAMP) dev-data
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) dev-data
-	CIFAR10_ROOT=$${CIFAR10_ROOT:-$(abspath $(DEV_DATA))} $(PY) bench/presets.py
+	CIFAR10_ROOT=$${CIFAR10_ROOT:-$(abspath $(DEV_DATA))} $(PY) -m bench.presets
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

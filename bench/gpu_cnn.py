@@ -13,20 +13,17 @@ First one untimed warm-up run (1 epoch: CUDA context, cuDNN autotuning, kernel l
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import data  # noqa: E402
-from core.config import PRESETS  # noqa: E402
-from core.engine import fit  # noqa: E402
+from core import data
+from core.train.config import PRESETS
+from core.train.engine import fit
 
 
 def timed_fit(cfg, dataset) -> dict:

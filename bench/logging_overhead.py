@@ -13,18 +13,16 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 import tempfile
 from contextlib import redirect_stderr
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import data  # noqa: E402
-from core.config import PRESETS  # noqa: E402
-from core.engine import fit  # noqa: E402
+from core import data
+from core.train.config import PRESETS
+from core.train.engine import fit
 
 
 def images_per_sec(cfg, dataset, progress: bool = False) -> float:

@@ -12,7 +12,6 @@ the official archive), so `CifarBatches` reads the same python batches the same 
 from __future__ import annotations
 
 import pickle
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,9 @@ import torch
 import torchvision.transforms as transforms
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from core.batches import MEAN, STD  # noqa: E402
-from core.models import build_model  # noqa: E402
+from core.data.images import MEAN, STD
+from core.train.models import build_model
 
 
 class CifarBatches(torch.utils.data.Dataset):

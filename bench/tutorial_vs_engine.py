@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.tutorial_pipeline import run_tutorial_steps  # noqa: E402
-from core import data  # noqa: E402
-from core.config import PRESETS  # noqa: E402
-from core.engine import fit  # noqa: E402
+from bench.tutorial_pipeline import run_tutorial_steps
+from core import data
+from core.train.config import PRESETS
+from core.train.engine import fit
 
 
 def default_root() -> str:

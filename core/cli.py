@@ -42,8 +42,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.config import DEVICES, OPTIMIZERS, PRESETS, SCHEDULES
-    from core.models import MODELS
+    from core.train.config import DEVICES, OPTIMIZERS, PRESETS, SCHEDULES
+    from core.train.models import MODELS
 
     parser = _Parser(prog="python -m core", description="CIFAR Lab from the command line.")
     sub = parser.add_subparsers(dest="command", metavar="{train,data,runs}", parser_class=_Parser)
@@ -91,10 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.config import ConfigError
+    from core.train.config import ConfigError
     from core.data import DataError
-    from core.runs import RunError
-    from core.checkpoints import CheckpointError
+    from core.runs.store import RunError
+    from core.train.checkpoints import CheckpointError
 
     try:
         parser = build_parser()
@@ -132,7 +132,7 @@ def _config_message(exc) -> str:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the options describe (ConfigError names the bad field)."""
-    from core.config import PRESETS, TrainConfig
+    from core.train.config import PRESETS, TrainConfig
 
     if args.dry_run:
         base = TrainConfig.smoke()
@@ -158,8 +158,8 @@ def _apply_data_root(args: argparse.Namespace, synthetic: bool) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core import settings
-    from core.runs import RunStore
-    from core.trainer import run_stored
+    from core.runs.store import RunStore
+    from core.runs.worker import run_stored
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     if args.run is not None:
@@ -208,9 +208,10 @@ def _download_bar():
 
 def _train(store, run, *, resume: bool, progress: bool, run_stored) -> int:
     cfg = run.config
-    from core.device import describe_device
+    from core.data import kind_label
+    from core.train.device import describe_device
 
-    dataset_label = "synthetic demo set" if cfg.dataset == "synthetic" else "CIFAR-10"
+    dataset_label = kind_label(cfg.dataset)
     try:
         device = describe_device(cfg.device)
     except ValueError:  # a run recorded on another machine: the trainer fails it with the reason
@@ -239,8 +240,7 @@ def _train(store, run, *, resume: bool, progress: bool, run_stored) -> int:
     if final.best_test_acc is not None:
         print(f"Best test Acc: {final.best_test_acc:.4f}")
     if final.final_test_acc is not None:
-        print(f"Final test accuracy: {100 * final.final_test_acc:.2f}% "
-              f"({'synthetic demo set' if cfg.dataset == 'synthetic' else 'CIFAR-10 test set'})")
+        print(f"Final test accuracy: {100 * final.final_test_acc:.2f}% (test split of the {kind_label(cfg.dataset)})")
     if result.status == "stopped":
         print(f"Resume with: python -m core train --run {run.id} --resume --runs-dir {store.root}")
     return EXIT_OK if result.status in ("completed", "stopped") else EXIT_ERROR
@@ -287,9 +287,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 # ---- runs -----------------------------------------------------------------------------------
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    store.reconcile()
     runs = store.list_runs()
     if not runs:
         print(f"No runs yet in {store.root}. Start one with: python -m core train --demo --dry-run")

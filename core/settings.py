@@ -7,13 +7,18 @@
 | CIFARLAB_RUNS_DIR         | ./runs               | run store (SQLite) and one folder per run      |
 | CIFARLAB_MAX_ACTIVE_RUNS  | 1                    | how many runs may train at the same time       |
 | CIFARLAB_OFFLINE          | unset                | "1": never try to download CIFAR-10            |
+
+Relative paths (and the defaults) are taken from the working directory of the process that reads
+them: the dashboard or the CLI the user started. A process that starts another one (a trainer)
+passes what it resolved as absolute paths (`child_env`), so both always agree on every folder,
+whatever folder the child runs in.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PATH_VARIABLES = ("CIFAR10_ROOT", "CIFARLAB_SYNTHETIC_ROOT", "CIFARLAB_RUNS_DIR")
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -49,3 +54,17 @@ def max_active_runs() -> int:
 
 def offline() -> bool:
     return os.environ.get("CIFARLAB_OFFLINE", "").strip() in {"1", "true", "yes"}
+
+
+def resolved() -> dict[str, str]:
+    """Every path setting as this process resolved it: variable name -> absolute path."""
+    return {"CIFAR10_ROOT": str(data_root()), "CIFARLAB_SYNTHETIC_ROOT": str(synthetic_root()),
+            "CIFARLAB_RUNS_DIR": str(runs_dir())}
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a process this one starts: `base` (default: ours) with every path
+    setting replaced by the absolute path resolved here."""
+    env = dict(os.environ if base is None else base)
+    env.update(resolved())
+    return env

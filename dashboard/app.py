@@ -1,16 +1,12 @@
 """Entry point: `streamlit run dashboard/app.py` (or `make run`)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ first, not the repo root
-    sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from dashboard import common  # noqa: E402
+from dashboard import common
 
 st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
 

@@ -1,15 +1,14 @@
-"""What every page shares: session keys, the dataset choice, the sidebar."""
+"""What every page shares: session keys, the dataset choice, the run store handle, the sidebar."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core import data, settings
-from core.device import describe_device
+from core.runs.store import RunStore
+from core.train.device import describe_device
 
 # session_state keys, in one place
-DATASET_KIND = "dataset_kind"  # "cifar10" or "synthetic"
-
-KIND_LABELS = {"cifar10": "CIFAR-10", "synthetic": "Synthetic demo set"}
+DATASET_KIND = "dataset_kind"  # a key of core.data.KINDS
 
 
 def dataset_kind() -> str:
@@ -19,24 +18,31 @@ def dataset_kind() -> str:
 @st.cache_resource(show_spinner="Loading images…", max_entries=4)
 def _load(kind: str, root: str) -> data.Dataset:
     # read-only and shared by every session: the arrays are never modified in place
-    if kind == "synthetic":
-        return data.load_synthetic(root)
-    return data.load_cifar10(root, download=False)
-
-
-def _root_for(kind: str) -> str:
-    return str(settings.synthetic_root() if kind == "synthetic" else settings.data_root())
+    return data.load_dataset(kind, root)
 
 
 def get_dataset(kind: str | None = None, *, show_problems: bool = True) -> data.Dataset | None:
     """The dataset the user chose, or None after explaining what is missing and how to fix it."""
     kind = kind or dataset_kind()
     try:
-        return _load(kind, _root_for(kind))
+        return _load(kind, str(data.dataset_root(kind)))
     except data.DataError as exc:
         if show_problems:
             _explain_missing(exc)
         return None
+
+
+@st.cache_resource
+def _store(root: str) -> RunStore:
+    # one per folder for every session: it holds only its path (each call opens its own connection)
+    return RunStore(root)
+
+
+def run_store() -> RunStore:
+    """The run store in settings.runs_dir(), with runs whose process is gone marked interrupted."""
+    store = _store(str(settings.runs_dir()))
+    store.reconcile()
+    return store
 
 
 def _choose_synthetic() -> None:
@@ -69,8 +75,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.radio(
             "Dataset",
-            options=list(KIND_LABELS),
-            format_func=KIND_LABELS.get,
+            options=list(data.KINDS),
+            format_func=data.kind_label,
             key=DATASET_KIND,
             help="CIFAR-10 is read from CIFAR10_ROOT (default ./data). The synthetic demo set is "
             "drawn by the app itself, so it works offline.",

@@ -116,7 +116,6 @@ class AppServer:
 def app_server(tmp_path, isolated_env):
     """Start the dashboard with the test's isolated folders; yields the server (url, port)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     server = AppServer(env, tmp_path / "streamlit.log")
     yield server
     server.stop()

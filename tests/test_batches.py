@@ -8,8 +8,9 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from core import batches
-from core.batches import BatchIterator, augment, crop_flip, denormalize, normalize, to_device
+from core.data.images import MEAN, STD, denormalize, normalize
+from core.train.batches import BatchIterator, augment, crop_flip, to_device
+from reference import CIFAR_MEAN, CIFAR_STD
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:
@@ -18,14 +19,12 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 def _reference(images_nhwc: np.ndarray) -> torch.Tensor:
     """The tutorial's pipeline, image by image: PIL -> ToTensor -> Normalize."""
-    tf = T.Compose([T.ToTensor(), T.Normalize(batches.MEAN, batches.STD)])
+    tf = T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)])
     return torch.stack([tf(Image.fromarray(img)) for img in images_nhwc])
 
 
-def test_constants_match_the_data_module():
-    from core import data
-
-    assert batches.MEAN == data.MEAN and batches.STD == data.STD
+def test_constants_are_cifar10s_own():
+    assert (MEAN, STD) == (CIFAR_MEAN, CIFAR_STD)
 
 
 def test_to_device_turns_nhwc_numpy_into_nchw_uint8():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.atomic_file import atomic_write
-from core.checkpoints import CheckpointError, checkpoint_key, load_checkpoint, save_checkpoint
+from core.train.checkpoints import CheckpointError, checkpoint_key, load_checkpoint, save_checkpoint
 
 
 def _payload(value: float) -> dict:

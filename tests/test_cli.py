@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import RunStore
+from core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -80,13 +80,13 @@ def test_tiny_demo_run_prints_the_tutorials_lines_and_is_stored():
     result = cli("train", "--dry-run", "--epochs", "2", "--name", "from the cli")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "synthetic demo set" in out
+    assert "Synthetic demo set" in out
     for epoch in (1, 2):
         assert f"Epoch {epoch}/2" in out
     assert len(re.findall(r"^train loss: \d+\.\d{4} Acc: \d\.\d{4}$", out, re.M)) == 2
     assert len(re.findall(r"^test loss: \d+\.\d{4} Acc: \d\.\d{4}", out, re.M)) == 2
     assert re.search(r"^Training complete in \d+m \d+s$", out, re.M)
-    final = re.search(r"^Final test accuracy: (\d+\.\d\d)% \(synthetic demo set\)$", out, re.M)
+    final = re.search(r"^Final test accuracy: (\d+\.\d\d)% \(test split of the Synthetic demo set\)$", out, re.M)
     assert final
     assert "epoch 1/2" in result.stderr  # the tqdm bar of each epoch
     assert "Traceback" not in result.stderr

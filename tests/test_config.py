@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from core.config import PRESETS, SCHEDULES, ConfigError, Preset, TrainConfig, preset_config
-from core.models import MODELS
+from core.train.config import PRESETS, SCHEDULES, ConfigError, Preset, TrainConfig, preset_config
+from core.train.models import MODELS
 
 
 def test_defaults_and_the_tutorial_preset_are_the_tutorial_recipe():

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, synthetic
+from core import data
+
+from core.data import cifar10, synthetic
+from reference import CIFAR_MEAN, CIFAR_STD, denormalize_np, normalize_np
 
 pytestmark = pytest.mark.filterwarnings("ignore::core.data.ChecksumWarning")  # asserted where it matters
 
@@ -336,7 +339,7 @@ def test_missing_and_offline_says_where_what_and_ways_out(tmp_path):
 
 def test_missing_and_download_fails_names_url_and_error(tmp_path, monkeypatch):
     monkeypatch.delenv("CIFARLAB_OFFLINE")
-    monkeypatch.setattr(data, "CIFAR10_URL", UNREACHABLE_URL)
+    monkeypatch.setattr(cifar10, "CIFAR10_URL", UNREACHABLE_URL)
     root = tmp_path / "empty"
     with pytest.raises(data.DataMissingError) as err:
         data.load_cifar10(root, download=True)
@@ -419,30 +422,42 @@ def test_download_is_refused_offline(tmp_path):
 # --------------------------------------------------------------------------- normalisation
 
 def test_normalize_denormalize_exact_inverse():
+    import torch
+
+    from core.data import images
+
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
     x[0] = 0
     x[1] = 255
-    z = data.normalize(x)
-    assert z.dtype == np.float32 and z.shape == (7, 3, 32, 32)
-    # per-channel mean/std: channel c of z is (x/255 - MEAN[c]) / STD[c]
-    np.testing.assert_allclose(z[2, 1], (x[2, :, :, 1] / 255 - data.MEAN[1]) / data.STD[1], atol=1e-5)
-    back = data.denormalize(z)
+    z = images.normalize(images.to_nchw(x))
+    assert z.dtype == torch.float32 and z.shape == (7, 3, 32, 32)
+    # per-channel mean/std: channel c of z is (x/255 - MEAN[c]) / STD[c], as the numpy oracle computes it
+    np.testing.assert_allclose(z.numpy(), normalize_np(x), atol=1e-6)
+    np.testing.assert_allclose(z[2, 1].numpy(), (x[2, :, :, 1] / 255 - CIFAR_MEAN[1]) / CIFAR_STD[1], atol=1e-5)
+    back = images.to_nhwc(images.denormalize(z))
     assert back.dtype == np.float32 and back.shape == x.shape
     np.testing.assert_allclose(back, x / 255.0, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(data.to_uint8(z), x)
+    np.testing.assert_array_equal(np.rint(back * 255).astype(np.uint8), x)
+    np.testing.assert_allclose(back, denormalize_np(z.numpy()), atol=1e-6)
 
 
-def test_normalize_denormalize_on_torch_tensors():
+def test_to_nchw_accepts_tensors_and_refuses_other_layouts():
     import torch
 
+    from core.data import images
+
     x = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
-    z = data.normalize(x)
-    assert isinstance(z, torch.Tensor) and z.dtype == torch.float32 and z.shape == (3, 3, 32, 32)
-    np.testing.assert_allclose(z.numpy(), data.normalize(x.numpy()), atol=1e-6)
-    np.testing.assert_allclose(data.denormalize(z), x.numpy() / 255.0, rtol=0, atol=1e-6)
+    assert torch.equal(images.to_nchw(x), images.to_nchw(x.numpy()))
+    assert images.to_nchw(x).shape == (3, 3, 32, 32)
+    with pytest.raises(ValueError, match="uint8 images of shape"):
+        images.to_nchw(x.float())
+    with pytest.raises(ValueError, match="uint8 images of shape"):
+        images.to_nchw(x.permute(0, 3, 1, 2))
 
 
 def test_normalisation_constants():
-    assert data.MEAN == (0.4914, 0.4822, 0.4465)
-    assert data.STD == (0.2470, 0.2435, 0.2616)
+    from core.data import images
+
+    assert images.MEAN == CIFAR_MEAN == (0.4914, 0.4822, 0.4465)
+    assert images.STD == CIFAR_STD == (0.2470, 0.2435, 0.2616)

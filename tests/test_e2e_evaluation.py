@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from core import data, engine
-from core.checkpoints import load_checkpoint
-from core.config import TrainConfig
-from core.models import build_model
-from core.runs import RunStore
+from core import data
+
+from core.train import engine
+from core.train.checkpoints import load_checkpoint
+from core.train.config import TrainConfig
+from core.train.models import build_model
+from core.runs.store import RunStore
 
 SLOW = 120_000  # ms; the first visit imports torch and evaluates the test split, on a shared machine
 

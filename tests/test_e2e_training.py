@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from core import jobs
-from core.runs import RunStore
+from core.runs import jobs
+from core.runs.store import RunStore
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 def store():
     store = RunStore()
     yield store
-    for run in store.list_runs(check_liveness=False):
+    for run in store.list_runs():
         jobs.kill_trainer(run, signal.SIGKILL)
 
 

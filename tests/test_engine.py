@@ -6,11 +6,12 @@ import math
 import pytest
 import torch
 
-from core import batches
-from core.checkpoints import load_checkpoint
-from core.config import PRESETS, TrainConfig
-from core.engine import evaluate, fit, lr_factor, resolve_precision
-from core.models import build_model
+from core.data.images import normalize
+from core.train import batches
+from core.train.checkpoints import load_checkpoint
+from core.train.config import PRESETS, TrainConfig
+from core.train.engine import evaluate, fit, lr_factor, resolve_precision
+from core.train.models import build_model
 
 STEP_KEYS = {"train_loss", "train_acc"}
 EPOCH_KEYS = {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec", "elapsed_s", "lr"}
@@ -179,7 +180,7 @@ def test_evaluate_sums_the_loss_then_divides_by_n_and_leaves_train_mode(syntheti
     assert model.training
     model.eval()
     with torch.no_grad():
-        logits = model(batches.normalize(x))
+        logits = model(normalize(x))
     assert got["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
     assert got["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
     flipped = evaluate(model, x, y, tta=True)
@@ -207,7 +208,7 @@ def test_whitening_stem_is_fixed_and_its_bias_learns_only_for_the_first_epochs(s
     assert torch.count_nonzero(frozen["whiten.bias"]) == 0
     assert torch.count_nonzero(learnt["whiten.bias"]) > 0
     model = build_model("cpu_cnn")
-    model.init_whitening(batches.normalize(batches.to_device(synthetic_dataset.train.images[:64],
+    model.init_whitening(normalize(batches.to_device(synthetic_dataset.train.images[:64],
                                                              synthetic_dataset.train.labels[:64])[0]))
     torch.testing.assert_close(learnt["whiten.weight"], model.whiten.weight.detach(), rtol=0, atol=0)
 

@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from core import evaluate
-from core.checkpoints import checkpoint_key, save_checkpoint
-from core.data import CLASSES, normalize
-from core.models import build_model
+from core.train.checkpoints import checkpoint_key, save_checkpoint
+from core.data import CLASSES
+from reference import normalize_np
+from core.train.models import build_model
 
 # ---------------------------------------------------------------------------------------------
 # A hand-built set of 12 predictions over 5 classes, with every number worked out by hand.
@@ -224,9 +225,9 @@ def write_checkpoint(path, model_name="tutorial_mlp", seed=0, **config) -> torch
 
 
 def reference_logits(model, images_uint8_nhwc, tta=False) -> np.ndarray:
-    """An independent path: core.data.normalize (numpy) and a plain forward pass."""
+    """An independent path: tests/reference.normalize_np (numpy) and a plain forward pass."""
     with torch.no_grad():
-        x = torch.from_numpy(normalize(images_uint8_nhwc))
+        x = torch.from_numpy(normalize_np(images_uint8_nhwc))
         logits = model(x)
         if tta:
             logits = (logits + model(x.flip(3))) / 2
@@ -353,7 +354,7 @@ def trained_mlp(test_split):
     torch.manual_seed(0)
     model = build_model("tutorial_mlp")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.from_numpy(normalize(images))
+    x = torch.from_numpy(normalize_np(images))
     y = torch.from_numpy(labels)
     for _ in range(20):
         opt.zero_grad()
@@ -385,7 +386,7 @@ def test_numpy_replay_float64_agrees_with_torch(trained_mlp, test_split, tmp_pat
 def test_numpy_replay_flattens_in_channel_height_width_order(trained_mlp, test_split):
     images, _ = test_split
     net = evaluate.numpy_network_from_mlp(trained_mlp, np.float64)
-    x = normalize(images[:5]).astype(np.float64)
+    x = normalize_np(images[:5]).astype(np.float64)
     by_hand = net(x.reshape(5, -1))  # (N, C, H, W) -> (N, C*H*W)
     hwc = net(x.transpose(0, 2, 3, 1).reshape(5, -1))  # the wrong order gives other logits
     with torch.no_grad():

@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from core import jobs, settings
-from core.checkpoints import load_checkpoint
-from core.config import TrainConfig
-from core.runs import RunStore, process_alive
+from core.runs import jobs
+
+from core import settings
+from core.train.checkpoints import load_checkpoint
+from core.train.config import TrainConfig
+from core.runs.store import RunStore, process_alive
 
 STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
 
@@ -24,7 +26,7 @@ def store(tmp_path):
     """A store whose trainer processes are all killed when the test ends, pass or fail."""
     store = RunStore(tmp_path / "runs")
     yield store
-    for run in store.list_runs(check_liveness=False):
+    for run in store.list_runs():
         jobs.kill_trainer(run, signal.SIGKILL)  # only `core train --run <id>` processes, never this one
 
 
@@ -40,6 +42,7 @@ def wait_for(predicate, timeout: float = 240, what: str = "condition"):
 
 def wait_until_finished(store: RunStore, run_id: int, timeout: float = 240):
     def ended():
+        store.reconcile()  # a trainer that died shows as interrupted instead of running forever
         run = store.get(run_id)
         return None if run.is_active else run
 
@@ -110,6 +113,8 @@ def test_killed_trainer_leaves_a_readable_store_and_resumes_from_its_checkpoint(
     trainer = store.get(run.id)
     assert jobs.kill_trainer(trainer, signal.SIGKILL)
 
+    assert store.get(run.id).status == "running"  # as recorded, until someone reconciles
+    store.reconcile()
     seen = store.get(run.id)
     assert seen.status == "interrupted", seen.message
     assert "is gone" in seen.message
@@ -158,7 +163,7 @@ def test_resume_and_stop_are_refused_where_they_make_no_sense(store):
 
 
 def test_invalid_config_is_refused_before_anything_is_stored(store):
-    from core.config import ConfigError
+    from core.train.config import ConfigError
 
     with pytest.raises(ConfigError) as err:
         jobs.start_run(store, {**tiny(1).to_dict(), "lr": -1.0})
@@ -166,12 +171,18 @@ def test_invalid_config_is_refused_before_anything_is_stored(store):
     assert store.list_runs() == []
 
 
-def test_trainer_processes_get_the_repo_on_their_path_and_our_settings(monkeypatch, tmp_path):
+def test_trainer_processes_get_our_settings_as_absolute_paths(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "3")
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    monkeypatch.setenv("CIFARLAB_RUNS_DIR", "relative/runs")
+    monkeypatch.delenv("CIFARLAB_SYNTHETIC_ROOT")
     env = jobs.trainer_env()
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(settings.REPO_ROOT), "/somewhere/else"]
+    assert env["PYTHONPATH"] == "/somewhere/else"  # untouched: the package is installed, not path-patched
     assert env["CIFARLAB_MAX_ACTIVE_RUNS"] == "3" and env["CIFAR10_ROOT"] == os.environ["CIFAR10_ROOT"]
+    assert env["CIFARLAB_RUNS_DIR"] == str(tmp_path / "relative" / "runs")
+    assert env["CIFARLAB_SYNTHETIC_ROOT"] == str(tmp_path / "data" / "synthetic")
+    assert env["PYTHONUNBUFFERED"] == "1"
     store = RunStore(tmp_path / "r")
     cmd = jobs.trainer_command(store, 7, resume=True)
     assert cmd[1:] == ["-m", "core", "train", "--run", "7", "--runs-dir", str(store.root), "--resume"]

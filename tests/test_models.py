@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.models import MODELS, ConvGroupNet, build_model
+from core.train.models import MODELS, ConvGroupNet, build_model
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -15,11 +15,13 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import data, engine
-from core.checkpoints import load_checkpoint, save_checkpoint
-from core.config import TrainConfig
-from core.models import build_model
-from core.runs import RunStore
+from core import data
+
+from core.train import engine
+from core.train.checkpoints import load_checkpoint, save_checkpoint
+from core.train.config import TrainConfig
+from core.train.models import build_model
+from core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "dashboard" / "views" / "evaluation.py")
@@ -52,7 +54,7 @@ def train_run(store: RunStore, dataset: data.Dataset, cfg: TrainConfig, name: st
     result = engine.fit(cfg, dataset, store.run_dir(run.id))
     store.mark_finished(run.id, result.status, result.message, best_test_acc=result.best_test_acc,
                         final_test_acc=result.final.get("test_acc"), final_metrics=result.final)
-    return store.get(run.id, check_liveness=False)
+    return store.get(run.id)
 
 
 @pytest.fixture(scope="module")

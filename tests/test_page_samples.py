@@ -1,4 +1,4 @@
-"""The "Sample images" page in AppTest, and its figure builders (dashboard/figures_samples.py)."""
+"""The "Sample images" page in AppTest, and its figure builders (dashboard/figures/samples.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import data, synthetic
-from dashboard import figures_samples as figs
+from core import data
+
+from core.data import synthetic
+from dashboard.figures import samples as figs
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "dashboard" / "views" / "samples.py")

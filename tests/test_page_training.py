@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.config import PRESETS, TrainConfig
-from core.runs import RunStore
+from core.runs import jobs
+from core.train.config import PRESETS, TrainConfig
+from core.runs.store import RunStore
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "training.py")
 TINY = {"train_model": "tutorial_mlp", "train_optimizer": "adam", "train_lr": 1e-3, "train_batch_size": 64,
@@ -25,7 +25,7 @@ def store():
     """The store the page uses (CIFARLAB_RUNS_DIR of this test); its trainers die with the test."""
     store = RunStore()
     yield store
-    for run in store.list_runs(check_liveness=False):
+    for run in store.list_runs():
         jobs.kill_trainer(run, signal.SIGKILL)  # only `core train --run <id>` processes, never this one
 
 
@@ -222,7 +222,7 @@ def test_missing_cifar10_is_explained_and_start_is_disabled(no_cifar, store):
 
 
 def test_merging_new_rows_keeps_the_latest_value_of_a_rewritten_step(store):
-    from dashboard import figures_training as ft
+    from dashboard.figures import training as ft
 
     run = store.create_run(TrainConfig.smoke(), name="m")
     store.log_metrics(run.id, [(1, 1, "train_loss", 2.0), (2, 1, "train_loss", 1.9)])
@@ -234,7 +234,7 @@ def test_merging_new_rows_keeps_the_latest_value_of_a_rewritten_step(store):
 
 
 def test_progress_reports_speed_and_time_left_from_the_step_reports(store):
-    from dashboard import figures_training as ft
+    from dashboard.figures import training as ft
 
     run = store.create_run(TrainConfig.smoke(epochs=2), name="p")
     store.mark_running(run.id, pid=os.getpid(), device="cpu")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import TrainConfig
-from core.runs import RunNotFoundError, RunStateError, RunStore
+from core.train.config import TrainConfig
+from core.runs.store import RunNotFoundError, RunStateError, RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -141,11 +141,14 @@ def test_truncate_metrics_drops_rows_after_a_checkpoint_step(store):
 def test_running_run_whose_process_is_gone_becomes_interrupted_and_stays_so(store):
     run = store.create_run(TrainConfig.smoke(), name="orphan")
     store.mark_running(run.id, pid=_finished_pid(), device="cpu")
+    assert store.get(run.id).status == "running"  # reading alone never writes
+    assert [r.id for r in store.reconcile()] == [run.id]
     seen = store.get(run.id)
     assert seen.status == "interrupted"
     assert "is gone" in seen.message and "Resume" in seen.message
-    # Persisted: another store on the same folder (without its own liveness check) agrees.
-    assert RunStore(store.root).get(run.id, check_liveness=False).status == "interrupted"
+    assert store.reconcile() == []  # nothing left to change
+    # Persisted: another store on the same folder agrees.
+    assert RunStore(store.root).get(run.id).status == "interrupted"
     assert seen.can_resume
     assert json.loads((seen.dir / "run.json").read_text())["status"] == "interrupted"
 
@@ -154,8 +157,10 @@ def test_stale_heartbeat_interrupts_and_a_late_heartbeat_from_the_trainer_revive
     store = RunStore(tmp_path / "store", stale_after_s=0.3)
     run = store.create_run(TrainConfig.smoke())
     store.mark_running(run.id, pid=os.getpid(), device="cpu")  # this process: alive
+    store.reconcile()
     assert store.get(run.id).status == "running"
     time.sleep(0.5)
+    store.reconcile()
     assert store.get(run.id).status == "interrupted"
     # The trainer was only asleep (e.g. a suspended laptop): its next heartbeat takes the run back.
     store.heartbeat(run.id, train_seconds=12.5)
@@ -166,6 +171,7 @@ def test_stale_heartbeat_interrupts_and_a_late_heartbeat_from_the_trainer_revive
 def test_queued_run_whose_launcher_died_is_interrupted(store):
     run = store.create_run(TrainConfig.smoke())
     store.set_pid(run.id, _finished_pid())
+    store.reconcile()
     assert store.get(run.id).status == "interrupted"
 
 
@@ -211,7 +217,7 @@ def test_rename_and_delete(store):
 
 
 def test_a_run_recorded_on_a_device_this_machine_lacks_stays_readable(store):
-    from core.device import available_devices
+    from core.train.device import available_devices
 
     missing = next((d for d in ("cuda", "mps") if d not in available_devices()), None)
     if missing is None:
@@ -240,8 +246,8 @@ def test_list_runs_is_newest_first(store):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from core.config import TrainConfig
-    from core.runs import RunStore
+    from core.train.config import TrainConfig
+    from core.runs.store import RunStore
     store = RunStore(sys.argv[1])
     run_id = int(sys.argv[2])
     for step in range(1, 41):
@@ -253,7 +259,7 @@ WRITER = textwrap.dedent("""
 
 def test_metrics_written_by_another_process_are_read_while_it_runs(store):
     run = store.create_run(TrainConfig.smoke())
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store.root), str(run.id)], cwd=REPO, env=env)
     try:
         last_id, frames, reads_while_alive = 0, [], 0
@@ -282,7 +288,7 @@ def test_metrics_written_by_another_process_are_read_while_it_runs(store):
 
 
 def test_core_store_modules_do_not_import_streamlit():
-    code = ("import sys, core.runs, core.jobs, core.trainer, core.cli; "
+    code = ("import sys, core.runs.store, core.runs.jobs, core.runs.worker, core.cli; "
             "assert 'streamlit' not in sys.modules, 'core imports streamlit'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
-                   env=dict(os.environ, PYTHONPATH=str(REPO)))
+                   env=dict(os.environ))

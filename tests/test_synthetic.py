@@ -7,7 +7,10 @@ import time
 import numpy as np
 import torch
 
-from core import data, synthetic
+from core import data
+
+from core.data import synthetic
+from reference import normalize_np
 
 
 def test_generation_is_deterministic_and_seeded():
@@ -97,7 +100,7 @@ def test_load_synthetic_writes_once_and_redraws_an_outdated_set(tmp_path):
 
 def _tutorial_mlp() -> torch.nn.Module:
     try:
-        from core.models import build_model
+        from core.train.models import build_model
     except ImportError:
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 1000), torch.nn.ReLU(),
                                    torch.nn.Linear(1000, 500), torch.nn.ReLU(), torch.nn.Linear(500, 10))
@@ -120,9 +123,9 @@ def test_tutorial_mlp_learns_it_but_not_perfectly(synthetic_dataset):
 
 def _train_two_epochs(ds: data.Dataset) -> tuple[float, float]:
     torch.manual_seed(0)
-    x_train = torch.from_numpy(data.normalize(ds.train.images))
+    x_train = torch.from_numpy(normalize_np(ds.train.images))
     y_train = torch.from_numpy(ds.train.labels)
-    x_test = torch.from_numpy(data.normalize(ds.test.images))
+    x_test = torch.from_numpy(normalize_np(ds.test.images))
     y_test = torch.from_numpy(ds.test.labels)
     model = _tutorial_mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)  # same Adam; the fused kernel is

@@ -1,23 +1,17 @@
 """Evaluation: how a trained run does on the test split, class by class and image by image."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # standalone runs (AppTest, `streamlit run` of this file) need the repo root
-    sys.path.insert(0, str(ROOT))
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-from streamlit.errors import StreamlitAPIException  # noqa: E402
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from core import data, evaluate, settings  # noqa: E402
-from core.checkpoints import CheckpointError, checkpoint_key  # noqa: E402
-from core.models import MODELS  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from dashboard import common  # noqa: E402
-from dashboard import figures_evaluation as figs  # noqa: E402
+from core import data, evaluate, settings
+from core.train.checkpoints import CheckpointError, checkpoint_key
+from core.train.models import MODELS
+from dashboard import common
+from dashboard.figures import evaluation as figs, pixelated
 
 # widget keys (session_state), addressable from tests
 RUN_KEY, CKPT_KEY, NORMALIZED_KEY, CONFUSION_KEY = "ev_run", "ev_checkpoint", "ev_normalized", "ev_confusion"
@@ -97,7 +91,7 @@ def dataset_for(run) -> data.Dataset | None:
 def show_image(index: int) -> None:
     """One test image, enlarged, with its top-k probabilities."""
     a, b = st.columns([1, 2])
-    a.image(figs.pixelated(dataset.test.images[index], BIG_SCALE), width=32 * BIG_SCALE)
+    a.image(pixelated(dataset.test.images[index], BIG_SCALE), width=32 * BIG_SCALE)
     a.markdown(f"**Test image #{index}**  \nTrue class: **{classes[preds.labels[index]]}**  \n"
                f"Predicted: **{classes[preds.predicted[index]]}** ({preds.confidence[index]:.1%})  \n"
                f"Loss: {preds.loss[index]:.3f}")
@@ -110,7 +104,7 @@ def show_image(index: int) -> None:
 
 st.set_page_config(layout="wide")  # the image grid needs the room, also when this page runs on its own
 st.title("Evaluation")
-store = RunStore()
+store = common.run_store()
 runs = [r for r in store.list_runs() if store.checkpoint_path(r.id, "best") or store.checkpoint_path(r.id, "last")]
 if not runs:
     st.info("No finished run yet: evaluation needs a run with a saved checkpoint. Train one first — even a "
@@ -218,7 +212,7 @@ if total == 0:
             if true_class is not None and true_class == pred_class else ""))
 for start in range(0, len(hits), GRID_COLUMNS):
     for col, row in zip(st.columns(GRID_COLUMNS), hits.rows(classes)[start:start + GRID_COLUMNS]):
-        col.image(figs.pixelated(dataset.test.images[row["index"]], THUMB_SCALE), width=32 * THUMB_SCALE,
+        col.image(pixelated(dataset.test.images[row["index"]], THUMB_SCALE), width=32 * THUMB_SCALE,
                   caption=f"{row['true_name']} →  \n**{row['predicted_name']}** · {row['confidence']:.0%}")
         col.button(f"#{row['index']}", key=f"{INSPECT_PREFIX}{row['index']}", help="Show larger, with its top classes",
                    on_click=lambda i=row["index"]: st.session_state.update({INSPECT_KEY: i}))
@@ -265,7 +259,7 @@ if upload is not None:
     else:
         a, b, c = st.columns([1, 1, 2])
         a.image(upload.getvalue(), caption=f"your image ({result.original_size[0]}x{result.original_size[1]})", width=160)
-        b.image(figs.pixelated(result.image, 5), caption="what the model sees (32x32)", width=160)
+        b.image(pixelated(result.image, 5), caption="what the model sees (32x32)", width=160)
         c.plotly_chart(figs.topk_bar(result.top), key="ev_upload_chart")
         if dataset.synthetic:
             st.caption("This run learned the synthetic demo set, so real photos mean little to it.")

@@ -1,19 +1,14 @@
 """Numpy network: the tutorial's 2-2-2-1 network, every weight live, forward and backward in numpy."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # standalone runs (AppTest, `streamlit run` of this file) need the repo root
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from core import numpy_net as nn  # noqa: E402
-from dashboard import figures_numpy  # noqa: E402
+from core import numpy_net as nn
+from dashboard.figures import numpy as figures_numpy
 
 # widget keys (session_state), addressable from tests: nn_w{layer}_{out}_{in} is W_layer[out, in], as in core
 X_KEYS = ("nn_x_0", "nn_x_1")

@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 import secrets
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # standalone runs (AppTest, `streamlit run` of this file) need the repo root
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from dashboard import common  # noqa: E402
-from dashboard import figures_samples as figs  # noqa: E402
+from dashboard import common
+from dashboard.figures import samples as figs
 
 # widget keys (session_state), addressable from tests
 SPLIT_KEY, COUNT_KEY, CLASSES_KEY, SEED_KEY = "sm_split", "sm_count", "sm_classes", "sm_seed"

@@ -5,21 +5,19 @@ Everything shown comes from the run store (core.runs); training happens in its o
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # standalone runs (AppTest) need the repo root
-    sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from core import data, jobs, settings  # noqa: E402
-from core.config import DEVICES, OPTIMIZERS, PRESETS, SCHEDULES, ConfigError  # noqa: E402
-from core.device import available_devices  # noqa: E402
-from core.models import MODELS  # noqa: E402
-from core.runs import RunError, RunStore  # noqa: E402
-from dashboard import common, figures_training as ft  # noqa: E402
+from core import data, settings
+
+from core.runs import jobs
+from core.train.config import DEVICES, OPTIMIZERS, PRESETS, SCHEDULES, ConfigError
+from core.train.device import available_devices
+from core.train.models import MODELS
+from core.runs.store import RunError, RunStore
+from dashboard import common
+from dashboard.figures import training as ft
 
 # ---- widget and session_state keys ---------------------------------------------------------
 PRESET = "train_preset"
@@ -56,16 +54,6 @@ for epoch in range(epochs):                 # 1. the epoch loop: every image, on
 """
 
 
-@st.cache_resource(show_spinner=False)
-def run_store(root: str) -> RunStore:
-    """One RunStore per folder for every session: it holds only its path (a connection per call)."""
-    return RunStore(root)
-
-
-def get_store() -> RunStore:
-    return run_store(str(settings.runs_dir()))
-
-
 def preset_values(name: str) -> dict:
     cfg = PRESETS[name].config
     return {f: (getattr(cfg, f) or 0) if f in ("train_subset", "test_subset") else getattr(cfg, f) for f in FIELDS}
@@ -81,7 +69,7 @@ def flash(kind: str, text: str) -> None:
 
 def act(action, run_id: int, done: str) -> None:  # button callbacks: store first, then the message
     try:
-        action(get_store(), run_id)
+        action(common.run_store(), run_id)
         flash("success", done)
     except (RunError, ValueError) as exc:
         flash("error", str(exc))
@@ -128,7 +116,7 @@ def draw_run(store: RunStore, run) -> None:
 @st.fragment(run_every=1.0)
 def live(run_id: int | None) -> None:
     """Redraws the selected run every second while it trains; otherwise only notices changes."""
-    store = get_store()
+    store = common.run_store()
     if store.statuses() != st.session_state.get(SEEN):  # started, stopped or finished anywhere
         st.rerun()
     run = store.get(run_id) if run_id is not None and run_id in st.session_state[SEEN] else None
@@ -138,7 +126,7 @@ def live(run_id: int | None) -> None:
 
 # ---- page ----------------------------------------------------------------------------------
 st.title("Training")
-store = get_store()
+store = common.run_store()
 kind = common.dataset_kind()
 runs = store.list_runs()
 st.session_state[SEEN] = {r.id: r.status for r in runs}
@@ -157,7 +145,7 @@ st.session_state[PRESET] = st.session_state.get(PRESET, DEFAULT_PRESET)
 form_col, run_col = st.columns([1.3, 2], gap="large")
 with form_col:
     st.subheader("New run")
-    st.caption(f"Trains on the **{common.KIND_LABELS[kind]}** (choose in the sidebar).")
+    st.caption(f"Trains on the **{data.kind_label(kind)}** (choose in the sidebar).")
     preset = PRESETS[st.selectbox("Preset", list(PRESETS), key=PRESET, on_change=load_preset,
                                   format_func=lambda p: PRESETS[p].title)]
     st.caption(f"{preset.description}  \n:material/timer: **CPU:** {preset.cpu_time_hint} · **GPU:** "

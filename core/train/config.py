@@ -31,8 +31,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.device import resolve_device
-from core.models import MODELS
+from core.train.device import resolve_device
+from core.train.models import MODELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "linear_decay", "cosine")

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.cli import format_duration
-from core.runs import METRIC_COLUMNS, Run
+from core.runs.store import METRIC_COLUMNS, Run
 
 COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 RAW_COLOR, SMOOTH_COLOR, TEST_COLOR = "#93c5fd", "#1d4ed8", "#dc2626"

@@ -26,47 +26,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.2470, 0.2435, 0.2616)
-
-_CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    key = (str(device), dtype)
-    if key not in _CONSTANTS:
-        mean = torch.tensor(MEAN, dtype=dtype, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(STD, dtype=dtype, device=device).view(1, 3, 1, 1)
-        _CONSTANTS[key] = (mean, std)
-    return _CONSTANTS[key]
+from core.data.images import normalize, to_nchw
 
 
 def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 NHWC numpy images + int labels -> (uint8 NCHW tensor, int64 tensor) on `device`."""
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    x = x.permute(0, 3, 1, 2).contiguous()                          # NHWC -> NCHW, once
+    x = to_nchw(images, device)                                      # NHWC -> NCHW, once
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
     return x, y
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """uint8 NCHW in [0, 255] -> float32, per channel (x / 255 - MEAN) / STD.
-
-    The same operations in the same order as torchvision's ToTensor() then Normalize(MEAN, STD),
-    so the results agree bit for bit on CPU.
-    """
-    if x.dtype != torch.uint8:
-        raise TypeError(f"normalize expects uint8 images, got {x.dtype}")
-    mean, std = _mean_std(x.device, torch.float32)
-    return x.to(torch.float32).div(255).sub(mean).div(std)
-
-
-def denormalize(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of `normalize` for display: float NCHW -> float32 in [0, 1] (x * STD + MEAN)."""
-    mean, std = _mean_std(x.device, torch.float32)
-    return x.to(torch.float32).mul(std).add(mean).clamp(0, 1)
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:

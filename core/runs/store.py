@@ -29,8 +29,10 @@ Statuses and the transitions the store accepts (anything else raises RunStateErr
                    | completed | stopped | failed | diverged   (its process was alive after all)
     completed, failed, diverged: final
 
-A run whose status says `queued`/`running` but whose process is gone (dead pid, or a heartbeat
-older than STALE_AFTER_S) is reported, and persisted, as `interrupted`; it can be resumed.
+Reads never write. A run whose status says `queued`/`running` but whose process is gone (dead
+pid, or a heartbeat older than STALE_AFTER_S) is marked `interrupted` by one explicit call,
+`reconcile()`, which the dashboard makes when it starts and before it lists runs, the CLI before
+it lists or resumes, and `create_run`/`requeue` before they count active runs. It can be resumed.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from core import settings
-from core.config import ConfigError, TrainConfig
+from core.data.dataset import kind_label
+from core.train.config import ConfigError, TrainConfig
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
 ACTIVE_STATUSES = frozenset({"queued", "running"})
@@ -158,7 +161,7 @@ class Run:
 
     @property
     def dataset_label(self) -> str:
-        return "synthetic" if self.dataset == "synthetic" else "CIFAR-10"
+        return kind_label(self.dataset, short=True)
 
 
 def process_alive(pid: int | None) -> bool:
@@ -270,15 +273,11 @@ class RunStore:
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         name = _clean_name(name) if name is not None else _default_name(config)
         if max_active is not None:
-            self.refresh_liveness()
+            self.reconcile()
         now = time.time()
         with self._write() as conn:
             if max_active is not None:
-                active = conn.execute(
-                    "SELECT id, name FROM runs WHERE status IN ('queued', 'running') ORDER BY id"
-                ).fetchall()
-                if len(active) >= max_active:
-                    raise RunStateError(_busy_message(active))
+                _check_capacity(conn, max_active)
             cur = conn.execute(
                 "INSERT INTO runs (name, config, preset, status, dataset, created_at) "
                 "VALUES (?, ?, ?, 'queued', ?, ?)",
@@ -290,42 +289,45 @@ class RunStore:
             folder.rename(folder.with_name(f"{folder.name}.orphaned-{int(now)}"))
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(config.to_json() + "\n")
-        run = self.get(run_id, check_liveness=False)
+        run = self.get(run_id)
         self._write_run_json(run)
         return run
 
-    def get(self, run_id: int, *, check_liveness: bool = True) -> Run:
-        """The run with this id (RunNotFoundError when there is none), its liveness checked."""
+    def get(self, run_id: int) -> Run:
+        """The run with this id (RunNotFoundError when there is none), as stored."""
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         if row is None:
             raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
-        run = self._to_run(row)
-        return self._check_liveness(run) if check_liveness else run
+        return self._to_run(row)
 
-    def list_runs(self, *, check_liveness: bool = True) -> list[Run]:
-        """Every run, newest first."""
+    def list_runs(self) -> list[Run]:
+        """Every run, newest first, as stored (call reconcile() first for fresh liveness)."""
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
-        runs = [self._to_run(r) for r in rows]
-        return [self._check_liveness(r) for r in runs] if check_liveness else runs
+        return [self._to_run(r) for r in rows]
 
     def active_runs(self) -> list[Run]:
-        """Runs that are queued or running and whose process is alive, oldest first."""
+        """Runs that are queued or running, oldest first, as stored."""
         return sorted((r for r in self.list_runs() if r.is_active), key=lambda r: r.id)
 
     def statuses(self) -> dict[int, str]:
-        """{run id: status} for every run after a liveness check: a cheap way to notice changes."""
-        self.refresh_liveness()
+        """{run id: status} for every run: a cheap way to notice changes."""
         with self._connect() as conn:
             return {int(i): s for i, s in conn.execute("SELECT id, status FROM runs ORDER BY id")}
 
-    def refresh_liveness(self) -> None:
-        """Mark every active run whose process is gone as `interrupted`."""
+    def reconcile(self) -> list[Run]:
+        """Mark every queued or running run whose process is gone as `interrupted` (the one
+        place that does); returns the runs it changed."""
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        changed = []
         for row in rows:
-            self._check_liveness(self._to_run(row))
+            run = self._to_run(row)
+            reason = self._gone_reason(run)
+            if reason is not None and self._mark_interrupted(run, reason):
+                changed.append(self.get(run.id))
+        return changed
 
     def set_status(self, run_id: int, status: str, message: str | None = None, **fields: Any) -> Run:
         """Move a run to `status` (validated against TRANSITIONS), updating `fields` too."""
@@ -350,7 +352,7 @@ class RunStore:
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 (*sets.values(), int(run_id)),
             )
-        run = self.get(run_id, check_liveness=False)
+        run = self.get(run_id)
         self._write_run_json(run)
         return run
 
@@ -358,7 +360,7 @@ class RunStore:
         """A trainer process took the run up: running, with its pid and device. A stop asked for
         while it was queued stays asked for (the trainer stops at its first check)."""
         now = time.time()
-        run = self.get(run_id, check_liveness=False)
+        run = self.get(run_id)
         return self.set_status(
             run_id, "running", None, pid=pid, device=device, started_at=run.started_at or now,
             finished_at=None, heartbeat_at=now, attempts=run.attempts + 1,
@@ -404,6 +406,27 @@ class RunStore:
                 "AND pid = ?", (int(run_id), os.getpid()),
             )
 
+    def requeue(self, run_id: int, *, max_active: int | None = None) -> Run:
+        """A stopped or interrupted run goes back to `queued` for a resume; with `max_active`,
+        refused (RunStateError) when that many other runs are queued or running, checked in the
+        same transaction."""
+        if max_active is not None:
+            self.reconcile()
+        with self._write() as conn:
+            row = conn.execute("SELECT id, name, status FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+            if row["status"] not in RESUMABLE_STATUSES:
+                raise RunStateError(f"run '#{row['id']} {row['name']}' is {row['status']}; "
+                                    "only a stopped or interrupted run can be resumed")
+            if max_active is not None:
+                _check_capacity(conn, max_active, exclude=int(run_id))
+            conn.execute("UPDATE runs SET status = 'queued', message = 'Resuming…', stop_requested = 0 "
+                         "WHERE id = ?", (int(run_id),))
+        run = self.get(run_id)
+        self._write_run_json(run)
+        return run
+
     def request_stop(self, run_id: int) -> Run:
         """Ask the trainer to stop after its current step (it checks between steps)."""
         run = self.get(run_id)
@@ -417,10 +440,6 @@ class RunStore:
         with self._connect() as conn:
             row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         return bool(row and row[0])
-
-    def clear_stop_request(self, run_id: int) -> None:
-        with self._write() as conn:
-            conn.execute("UPDATE runs SET stop_requested = 0 WHERE id = ?", (int(run_id),))
 
     def rename(self, run_id: int, name: str) -> Run:
         name = _clean_name(name)
@@ -514,12 +533,7 @@ class RunStore:
             return "no training process is recorded for it"
         return None
 
-    def _check_liveness(self, run: Run) -> Run:
-        if not run.is_active:
-            return run
-        reason = self._gone_reason(run)
-        if reason is None:
-            return run
+    def _mark_interrupted(self, run: Run, reason: str) -> bool:
         message = f"Interrupted: {reason}. Resume continues from the last checkpoint."
         with self._write() as conn:  # only if nothing changed since we read it (no lost update)
             cur = conn.execute(
@@ -527,10 +541,9 @@ class RunStore:
                 "WHERE id = ? AND status = ? AND pid IS ? AND heartbeat_at IS ?",
                 (message, time.time(), run.id, run.status, run.pid, run.heartbeat_at),
             )
-        fresh = self.get(run.id, check_liveness=False)
         if cur.rowcount:
-            self._write_run_json(fresh)
-        return fresh
+            self._write_run_json(self.get(run.id))
+        return bool(cur.rowcount)
 
     def _write_run_json(self, run: Run) -> None:
         folder = self.run_dir(run.id)
@@ -580,10 +593,14 @@ def _default_name(config: TrainConfig) -> str:
     return f"{base} lr {config.lr:g} bs {config.batch_size}"
 
 
-def _busy_message(active: list[sqlite3.Row]) -> str:
-    first = active[0]
-    return (f"run #{first['id']} '{first['name']}' is still training; stop it first or set "
-            f"CIFARLAB_MAX_ACTIVE_RUNS to allow more than {len(active)} at a time")
+def _check_capacity(conn: sqlite3.Connection, max_active: int, exclude: int | None = None) -> None:
+    """RunStateError when `max_active` runs (other than `exclude`) are queued or running."""
+    active = conn.execute("SELECT id, name FROM runs WHERE status IN ('queued', 'running') AND id IS NOT ? "
+                          "ORDER BY id", (exclude,)).fetchall()
+    if len(active) >= max_active:
+        first = active[0]
+        raise RunStateError(f"run #{first['id']} '{first['name']}' is still training; stop it first or set "
+                            f"CIFARLAB_MAX_ACTIVE_RUNS to allow more than {len(active)} at a time")
 
 
 def _transition_message(run_id: int, name: str, current: str, wanted: str) -> str:

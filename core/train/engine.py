@@ -46,11 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import batches as batch_path
-from core.checkpoints import load_checkpoint, save_checkpoint
-from core.config import TrainConfig
-from core.device import resolve_device
-from core.models import build_model
+from core.data.images import normalize
+from core.train import batches as batch_path
+from core.train.checkpoints import load_checkpoint, save_checkpoint
+from core.train.config import TrainConfig
+from core.train.device import resolve_device
+from core.train.models import build_model
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 EpochCallback = Callable[[int, int, dict[str, float]], None]
@@ -157,7 +158,7 @@ def infer(model: nn.Module, images: torch.Tensor, *, tta: bool = False, batch_si
         eval_precision = "bf16" if images.device.type == "cuda" else "fp32"
         with torch.inference_mode(), _autocast(images.device, eval_precision):
             for i in range(0, len(images), batch_size):
-                x = batch_path.normalize(images[i:i + batch_size]).contiguous(memory_format=fmt)
+                x = normalize(images[i:i + batch_size]).contiguous(memory_format=fmt)
                 logits = model(x).float()
                 if tta:
                     logits = 0.5 * (logits + model(x.flip(-1)).float())
@@ -253,7 +254,7 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
         model = model.to(memory_format=torch.channels_last)
     whitened = cfg.whiten_init and hasattr(model, "init_whitening")
     if whitened:
-        model.init_whitening(batch_path.normalize(train_x[:WHITEN_SAMPLE]))
+        model.init_whitening(normalize(train_x[:WHITEN_SAMPLE]))
 
     # Part 3: loss and optimiser, plus the learning-rate schedule (one multiplier per step).
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)

@@ -7,7 +7,7 @@ learn shapes, and gets roughly 50-60% of the test split right after two epochs (
 CIFAR-10).
 
 It is written in CIFAR-10's python batch layout (`cifar-10-batches-py/`, `label_names` being the
-classes below) and read back through the same loader as CIFAR-10 (`core.data.load_synthetic`).
+classes below) and read back through the same loader as CIFAR-10 (`load_synthetic`).
 Everything is vectorised numpy with a fixed seed: the same bytes on every machine, in about a second.
 """
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core import data
+from core import settings
+from core.data import batch_files
+from core.data.dataset import Dataset, Split
 
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "circle", "square", "triangle", "ring", "cross", "diamond", "stripes", "checker", "dots", "gradient",
@@ -131,23 +133,23 @@ def _draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _CHUNK = 1_000  # images drawn at a time: bounds the memory of the float temporaries
 
 
-def generate(n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = SEED) -> tuple[data.Split, data.Split]:
+def generate(n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = SEED) -> tuple[Split, Split]:
     """Draw the demo set: balanced classes in shuffled order, the same for the same arguments."""
     rng = np.random.default_rng(seed)
     splits = []
     for n in (n_train, n_test):
         labels = rng.permutation(np.arange(n) % len(SYNTHETIC_CLASSES)).astype(np.int64)
         images = np.concatenate([_draw(labels[i:i + _CHUNK], rng) for i in range(0, max(n, 1), _CHUNK)])
-        splits.append(data.Split(images[:n], labels))
+        splits.append(Split(images[:n], labels))
     return splits[0], splits[1]
 
 
 def is_current(root: str | os.PathLike) -> bool:
     """Whether `root` holds a complete demo set drawn by this version of the generator."""
-    batch_dir = Path(root) / data.BATCHES_DIR
-    if any(not (batch_dir / name).is_file() for name in data.ALL_FILES):
+    batch_dir = Path(root) / batch_files.BATCHES_DIR
+    if any(not (batch_dir / name).is_file() for name in batch_files.ALL_FILES):
         return False
-    meta = data.read_meta(root)
+    meta = batch_files.read_meta(root)
     return meta.get("generator") == GENERATOR and meta.get("version") == VERSION
 
 
@@ -155,6 +157,14 @@ def write_synthetic(root: str | os.PathLike) -> Path:
     """Draw the demo set and write it to `root/cifar-10-batches-py/`; returns that folder."""
     train, test = generate()
     if is_current(root):  # another process drew it meanwhile: keep theirs (a reader may be using it)
-        return Path(root).expanduser().resolve() / data.BATCHES_DIR
-    return data.write_batch_folder(root, train, test, SYNTHETIC_CLASSES,
+        return Path(root).expanduser().resolve() / batch_files.BATCHES_DIR
+    return batch_files.write_batch_folder(root, train, test, SYNTHETIC_CLASSES,
                                    extra_meta={"generator": GENERATOR, "version": VERSION, "seed": SEED})
+
+
+def load_synthetic(root: str | os.PathLike | None = None) -> Dataset:
+    """The demo set from `root` (default CIFARLAB_SYNTHETIC_ROOT), drawn and written first if missing."""
+    root = settings.synthetic_root() if root is None else Path(root).expanduser().resolve()
+    if not is_current(root):
+        write_synthetic(root)
+    return batch_files.load_folder(root, synthetic=True)

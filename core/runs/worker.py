@@ -28,9 +28,9 @@ import time
 from typing import Callable
 
 from core import data, settings
-from core.checkpoints import CheckpointError, load_checkpoint
-from core.device import describe_device
-from core.runs import RunStateError, RunStore
+from core.train.checkpoints import CheckpointError, load_checkpoint
+from core.train.device import describe_device
+from core.runs.store import RunStateError, RunStore
 
 STEP_METRICS = ("train_loss", "train_acc")
 EPOCH_PREFIX = "epoch_"
@@ -124,7 +124,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
     `resume=True` continues from the run's last.pt (from scratch when there is none yet).
     `on_epoch` is an extra listener (the CLI prints the tutorial's lines with it).
     """
-    from core import engine  # torch is imported here, not when the store is used
+    from core.train import engine  # torch is imported here, not when the store is used
 
     run = store.get(run_id)
     if not resume and run.status != "queued":

@@ -14,7 +14,7 @@ Predictions
 
 Input pipeline (identical to training)
     Inference goes through ``core.engine.infer``, the function training uses for its test
-    accuracy: uint8 HWC RGB -> NCHW -> ``core.batches.normalize`` ((x / 255 - MEAN) / STD per
+    accuracy: uint8 HWC RGB -> NCHW -> ``core.data.images.normalize`` ((x / 255 - MEAN) / STD per
     channel, float32) -> the model in eval mode (the tutorial MLP flattens NCHW in C, H, W order);
     with the run's ``tta`` the logits of the image and its mirror image are averaged.
 
@@ -62,8 +62,9 @@ import torch
 from torch import nn
 
 from core.atomic_file import atomic_write
-from core.checkpoints import CheckpointError, checkpoint_key, load_checkpoint
-from core.device import resolve_device
+from core.data.images import normalize, to_nchw
+from core.train.checkpoints import CheckpointError, checkpoint_key, load_checkpoint
+from core.train.device import resolve_device
 
 CACHE_FORMAT = 1
 CACHE_DIRNAME = "eval"
@@ -79,17 +80,8 @@ RESAMPLE_FILTER = "BICUBIC"               # PIL.Image.Resampling member used for
 # Input pipeline
 # --------------------------------------------------------------------------------------------
 def normalize_batch(images_uint8_nhwc: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 32, 32, 3) RGB -> normalised float32 (N, 3, 32, 32) on `device`.
-
-    The same function as the training batches use (core.batches.normalize), after the same
-    NHWC -> NCHW permutation as core.batches.to_device.
-    """
-    from core.batches import normalize
-
-    x = torch.as_tensor(images_uint8_nhwc)
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3); got {x.dtype} {tuple(x.shape)}")
-    return normalize(x.to(torch.device(device)).permute(0, 3, 1, 2).contiguous())
+    """uint8 (N, 32, 32, 3) RGB -> normalised float32 (N, 3, 32, 32) on `device`, as training does."""
+    return normalize(to_nchw(images_uint8_nhwc, torch.device(device)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +104,7 @@ class LoadedModel:
 
 
 def model_from_payload(payload: dict[str, Any], device: torch.device | str = "cpu", key: str | None = None) -> LoadedModel:
-    from core.models import build_model
+    from core.train.models import build_model
 
     name = payload["model"]
     try:
@@ -158,19 +150,18 @@ def infer_logits(loaded: LoadedModel, images_uint8_nhwc: np.ndarray, batch_size:
     """Logits (N, classes) float32 for uint8 NHWC images, through the engine's own `infer`.
 
     core.engine.infer is what training uses to measure test accuracy (eval mode, inference_mode,
-    core.batches.normalize, the mirror-image average when the run used TTA, bf16 autocast on CUDA),
+    core.data.images.normalize, the mirror-image average when the run used TTA, bf16 autocast on CUDA),
     so the numbers here are the engine's numbers. Images go to the device one chunk at a time;
     `progress(done, total)` is called after each chunk.
     """
-    from core.engine import infer, uses_channels_last
+    from core.train.engine import infer, uses_channels_last
 
     model, device = loaded.model, loaded.device
     channels_last = uses_channels_last(model, device)  # the same memory layout as training
     n = len(images_uint8_nhwc)
     out = []
     for start in range(0, n, batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(images_uint8_nhwc[start:start + batch_size]))
-        x = chunk.to(device).permute(0, 3, 1, 2).contiguous()   # NHWC -> NCHW, as batches.to_device
+        x = to_nchw(images_uint8_nhwc[start:start + batch_size], device)
         out.append(infer(model, x, tta=loaded.tta, batch_size=batch_size, channels_last=channels_last).cpu())
         if progress is not None:
             progress(min(start + batch_size, n), n)

@@ -7,7 +7,6 @@ Streamlit script reruns. The process writes everything to the run store; pages o
     run = start_run(store, cfg, name="baseline")   # JobError when too many runs are active
     request_stop(store, run.id)                    # trainer finishes its step, saves last.pt, 'stopped'
     resume_run(store, run.id)                      # same run, from last.pt: steps and charts continue
-    is_alive(store.get(run.id))                    # pid alive (zombies reaped) and heartbeat fresh
 """
 from __future__ import annotations
 
@@ -20,11 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.config import TrainConfig
-from core.runs import ACTIVE_STATUSES, Run, RunError, RunStateError, RunStore, process_alive
-
-PASS_THROUGH_PREFIXES = ("CIFARLAB_", "CIFAR10_")
-
+from core.train.config import TrainConfig
+from core.runs.store import Run, RunError, RunStateError, RunStore, process_alive
 
 class JobError(RunError):
     """A run could not be started, stopped or resumed; the message says why and what to do."""
@@ -36,12 +32,9 @@ def trainer_command(store: RunStore, run_id: int, *, resume: bool = False) -> li
 
 
 def trainer_env() -> dict[str, str]:
-    """The environment of a trainer process: ours (CIFAR10_ROOT, CIFARLAB_* and the rest pass
-    through), the repo root first on PYTHONPATH, unbuffered output for a live train.log."""
-    env = dict(os.environ)
-    repo = str(settings.REPO_ROOT)
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != repo]
-    env["PYTHONPATH"] = os.pathsep.join([repo, *parts])
+    """The environment of a trainer process: ours, with every folder setting as the absolute path
+    this process resolved (settings.child_env), and unbuffered output for a live train.log."""
+    env = settings.child_env()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -55,7 +48,7 @@ def _launch(store: RunStore, run: Run, *, resume: bool) -> int:
         log.flush()
         proc = subprocess.Popen(
             trainer_command(store, run.id, resume=resume),
-            cwd=settings.REPO_ROOT, env=trainer_env(), stdin=subprocess.DEVNULL,
+            cwd=store.run_dir(run.id), env=trainer_env(), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
         )
     _CHILDREN[proc.pid] = proc
@@ -72,21 +65,11 @@ def _reap_children() -> None:
             del _CHILDREN[pid]
 
 
-def _check_capacity(store: RunStore, *, exclude: int | None = None) -> None:
-    limit = settings.max_active_runs()
-    active = [r for r in store.active_runs() if r.id != exclude]
-    if len(active) >= limit:
-        first = active[0]
-        raise JobError(f"run #{first.id} '{first.name}' is still training; stop it first or set "
-                       f"CIFARLAB_MAX_ACTIVE_RUNS to allow more than {limit} at a time")
-
-
 def start_run(store: RunStore, config: TrainConfig | dict[str, Any], name: str | None = None) -> Run:
     """Validate `config`, store a new run and start its trainer process in the background."""
     _reap_children()
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))  # ConfigError names the bad field
-    _check_capacity(store)
     try:
         run = store.create_run(config, name, max_active=settings.max_active_runs())
     except RunStateError as exc:
@@ -97,7 +80,7 @@ def start_run(store: RunStore, config: TrainConfig | dict[str, Any], name: str |
         store.mark_finished(run.id, "failed", f"could not start the training process: {exc}")
         raise JobError(f"could not start the training process for run {run.label!r}: {exc}") from exc
     store.set_pid(run.id, pid)
-    return store.get(run.id, check_liveness=False)
+    return store.get(run.id)
 
 
 def request_stop(store: RunStore, run_id: int) -> Run:
@@ -113,29 +96,22 @@ def resume_run(store: RunStore, run_id: int) -> Run:
     """Continue a stopped or interrupted run in a new background process, from its last
     checkpoint: the same run id, its steps and charts carrying on where they ended."""
     _reap_children()
+    store.reconcile()
     run = store.get(run_id)
     if not run.can_resume:
         raise JobError(f"run {run.label!r} is {run.status}; only a stopped or interrupted run can be resumed")
-    _check_capacity(store, exclude=run.id)
     _end_leftover_trainer(run)
-    store.set_status(run.id, "queued", "Resuming…", stop_requested=0)
+    try:
+        store.requeue(run.id, max_active=settings.max_active_runs())
+    except RunStateError as exc:
+        raise JobError(str(exc)) from None
     try:
         pid = _launch(store, run, resume=True)
     except OSError as exc:
         store.mark_finished(run.id, "failed", f"could not start the training process: {exc}")
         raise JobError(f"could not resume run {run.label!r}: {exc}") from exc
     store.set_pid(run.id, pid)
-    return store.get(run.id, check_liveness=False)
-
-
-def is_alive(run: Run, *, stale_after_s: float | None = None) -> bool:
-    """Is the run's trainer process alive (and, when running, heartbeating recently)?"""
-    if run.status not in ACTIVE_STATUSES or not process_alive(run.pid):
-        return False
-    limit = stale_after_s if stale_after_s is not None else 30.0
-    if run.status == "running" and run.heartbeat_at is not None:
-        return time.time() - run.heartbeat_at <= limit
-    return True
+    return store.get(run.id)
 
 
 def kill_trainer(run: Run, sig: int = signal.SIGKILL, *, wait_s: float = 10.0) -> bool:

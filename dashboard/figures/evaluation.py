@@ -16,14 +16,6 @@ FONT = dict(size=13)
 MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
-def pixelated(image_uint8: np.ndarray, scale: int) -> np.ndarray:
-    """Upscale an (H, W, 3) uint8 image by an integer factor, each pixel a sharp square.
-
-    Shown at its natural size, the browser does not resample it, so nothing gets blurred.
-    """
-    return np.repeat(np.repeat(np.asarray(image_uint8), scale, axis=0), scale, axis=1)
-
-
 def per_class_accuracy_bar(classes: Sequence[str], accuracy: Sequence[float], overall: float,
                            support: Sequence[int] | None = None) -> go.Figure:
     """Bars of per-class test accuracy, best class first, with the overall accuracy as a line."""

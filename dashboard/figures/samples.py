@@ -16,6 +16,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
+from dashboard.figures import pixelated
+
 PRIMARY = "#2563eb"
 MUTED = "#cbd5e1"
 TEXT = (31, 41, 55)
@@ -49,11 +51,6 @@ def fit_caption(text: str, width: int, size: int = CAPTION_SIZE) -> tuple[str, I
     while len(text) > 1 and f.getlength(text + "…") > width:
         text = text[:-1]
     return text + "…", f
-
-
-def pixelated(image_uint8: np.ndarray, scale: int) -> np.ndarray:
-    """(H, W, 3) uint8 enlarged `scale` times, each pixel a sharp square (nearest neighbour)."""
-    return np.repeat(np.repeat(np.asarray(image_uint8), scale, axis=0), scale, axis=1)
 
 
 def grid_layout(n: int, columns: int, scale: int, *, title: bool, size: int = 32) -> dict[str, int]:
@@ -135,8 +132,8 @@ def augmented(images_uint8_nhwc: np.ndarray, seed: int) -> np.ndarray:
     reflect padding 4, random horizontal flip), reproducible from `seed`; uint8 (N, 32, 32, 3)."""
     import torch
 
-    from core.batches import augment
+    from core.data.images import to_nchw, to_nhwc
+    from core.train.batches import augment
 
-    x = torch.from_numpy(np.ascontiguousarray(images_uint8_nhwc)).permute(0, 3, 1, 2)
-    out = augment(x, torch.Generator().manual_seed(int(seed)))
-    return out.permute(0, 2, 3, 1).contiguous().numpy()
+    out = augment(to_nchw(images_uint8_nhwc), torch.Generator().manual_seed(int(seed)))
+    return to_nhwc(out)
