@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run dashboard/app.py
+	$(PY) -m dashboard
 
 # Builds the development split of CIFAR-10 from ../shared/datasets when it is there.
 dev-data: $(STAMP)

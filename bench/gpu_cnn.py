@@ -1,6 +1,6 @@
 """The GPU speed preset, three times on CUDA: accuracy and time of each run.
 
-    .venv/bin/python bench/gpu_cnn.py /path/to/folder-with-cifar-10-batches-py [--runs 3] [--compile]
+    .venv/bin/python -m bench.gpu_cnn /path/to/folder-with-cifar-10-batches-py [--runs 3] [--compile]
 
 Target (issue): >= 90.0% test accuracy in <= 5 s on an H200 (airbench94-style techniques).
 First one untimed warm-up run (1 epoch: CUDA context, cuDNN autotuning, kernel loading; with
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-
+from bench.presets import images_per_epoch
 from core import data
 from core.train.config import PRESETS
 from core.train.engine import fit
@@ -28,21 +28,20 @@ from core.train.engine import fit
 
 def timed_fit(cfg, dataset) -> dict:
     epochs: list[dict] = []
+    plans: list = []
     with tempfile.TemporaryDirectory() as run_dir:
         torch.cuda.synchronize()
         start = time.perf_counter()
-        result = fit(cfg, dataset, run_dir, on_epoch=lambda e, s, m: epochs.append(m))
+        result = fit(cfg, dataset, run_dir, on_start=plans.append, on_epoch=lambda e, s, m: epochs.append(m))
         torch.cuda.synchronize()
         wall = time.perf_counter() - start
-    n = min(cfg.train_subset or len(dataset.train.labels), len(dataset.train.labels))
-    per_epoch_images = (n // cfg.batch_size) * cfg.batch_size
-    train = sum(per_epoch_images / m["images_per_sec"] for m in epochs)
+    train = sum(images_per_epoch(plans[0], cfg.batch_size) / m["images_per_sec"] for m in epochs)
     return {"acc": result.final.get("test_acc", float("nan")), "wall": wall, "train": train,
             "status": result.status, "steps": result.step, "curve": [m["test_acc"] for m in epochs]}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.gpu_cnn", description=__doc__.split("\n\n")[0])
     ap.add_argument("data_root", help="folder holding cifar-10-batches-py/")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--epochs", type=int, help="override the preset's epochs")

@@ -1,8 +1,8 @@
 """What reporting costs: the same training with and without on_step reports (target: < 5%).
 
-    .venv/bin/python bench/logging_overhead.py [--preset fast_mlp] [--train-subset 10000] [--repeat 4]
+    .venv/bin/python -m bench.logging_overhead [--preset fast_mlp] [--train-subset 10000] [--repeat 4]
 
-Runs core.engine.fit on the same images with (a) no step reports (log_every larger than the run),
+Runs core.train.engine.fit on the same images with (a) no step reports (log_every larger than the run),
 (b) the preset's log_every with a callback that stores every report, (c) a report every step, and
 (d) like (b) plus tqdm progress bars. After one warm-up run, the variants alternate (--repeat rounds,
 rotating the order) and the best images/s of each variant is compared with (a). On a GPU each
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-
 from core import data
 from core.train.config import PRESETS
 from core.train.engine import fit
@@ -34,7 +33,7 @@ def images_per_sec(cfg, dataset, progress: bool = False) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.logging_overhead", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=os.environ.get("CIFAR10_ROOT")
                     or str(Path(__file__).resolve().parent.parent / ".cache" / "cifar10-dev"))
     ap.add_argument("--preset", default="fast_mlp", choices=list(PRESETS))

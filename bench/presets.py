@@ -1,15 +1,15 @@
 """Train presets and print a table against the tutorial pipeline measured in the same process.
 
-    .venv/bin/python bench/presets.py                           # fast_mlp and cpu_cnn (+ gpu_cnn on CUDA)
-    .venv/bin/python bench/presets.py --presets fast_mlp --epochs 2
-    .venv/bin/python bench/presets.py --presets cpu_cnn --train-subset 10000 --test-subset 2000
+    .venv/bin/python -m bench.presets               # fast_mlp and cpu_cnn (+ gpu_cnn on CUDA)
+    .venv/bin/python -m bench.presets --presets fast_mlp --epochs 2
+    .venv/bin/python -m bench.presets --presets cpu_cnn --train-subset 10000 --test-subset 2000
 
-The baseline is the tutorial's own pipeline (bench/tutorial_pipeline.py: Dataset + ToTensor/
+The baseline is the tutorial's own pipeline (bench.tutorial_pipeline: Dataset + ToTensor/
 Normalize + DataLoader, batch 16, Adam 1e-4, the MLP), run for --tutorial-steps steps; its 10-epoch
 time is EXTRAPOLATED from that rate (10 x 40,000 images / images per second), and the output says
 so. "speed-up" = that extrapolated time / the preset's wall time. "to target" is the wall time at
 the first epoch whose test accuracy reaches --target-acc (default: the tutorial recipe's 10-epoch
-accuracy, --tutorial-acc, measured separately; see docs in core/config.py presets).
+accuracy, --tutorial-acc, measured separately; see the presets in core.train.config).
 """
 from __future__ import annotations
 
@@ -21,27 +21,33 @@ from pathlib import Path
 
 import torch
 
-
 from bench.tutorial_pipeline import run_tutorial_steps
 from core import data
 from core.train.config import PRESETS
 from core.train.device import resolve_device
-from core.train.engine import fit
+from core.train.engine import Plan, fit
 
 
 def default_root() -> str:
     return os.environ.get("CIFAR10_ROOT") or str(Path(__file__).resolve().parent.parent / ".cache" / "cifar10-dev")
 
 
+def images_per_epoch(plan: Plan, batch_size: int) -> int:
+    """Images the engine trains on in one epoch, from its own plan (a short last batch is dropped,
+    unless it is the only one)."""
+    return min(plan.steps_per_epoch * batch_size, plan.train_images)
+
+
 def run_preset(name: str, dataset, device: str, overrides: dict, target_acc: float | None) -> dict:
     cfg = PRESETS[name].config.replace(device=device, **overrides)
     epochs: list[dict] = []
+    plans: list[Plan] = []
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        result = fit(cfg, dataset, run_dir, on_epoch=lambda e, s, m: epochs.append(dict(m, epoch=e)))
+        result = fit(cfg, dataset, run_dir, on_start=plans.append,
+                     on_epoch=lambda e, s, m: epochs.append(dict(m, epoch=e)))
         wall = time.perf_counter() - start
-    n_train = min(cfg.train_subset or len(dataset.train.labels), len(dataset.train.labels))
-    train_time = sum((n_train // cfg.batch_size) * cfg.batch_size / m["images_per_sec"] for m in epochs)
+    train_time = sum(images_per_epoch(plans[0], cfg.batch_size) / m["images_per_sec"] for m in epochs)
     reached = next((m["elapsed_s"] for m in epochs if target_acc is not None and m["test_acc"] >= target_acc), None)
     return {"preset": name, "device": str(resolve_device(device)), "epochs": result.epoch, "status": result.status,
             "wall": wall, "train_time": train_time,
@@ -51,7 +57,7 @@ def run_preset(name: str, dataset, device: str, overrides: dict, target_acc: flo
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.presets", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=default_root())
     ap.add_argument("--presets", default=None, help="comma-separated preset names (default: fast_mlp,cpu_cnn"
                     " and gpu_cnn when CUDA is there; tutorial_mlp takes ~12 min on 2 cores, ask for it)")

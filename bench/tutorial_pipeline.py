@@ -20,7 +20,6 @@ import torch
 import torchvision.transforms as transforms
 from PIL import Image
 
-
 from core.data.images import MEAN, STD
 from core.train.models import build_model
 

@@ -1,11 +1,11 @@
 """The tutorial's pipeline vs our engine: same model, same recipe, same number of steps, one process.
 
-    .venv/bin/python bench/tutorial_vs_engine.py [--data-root DIR] [--steps 1000] [--threads 2]
+    .venv/bin/python -m bench.tutorial_vs_engine [--data-root DIR] [--steps 1000] [--threads 2]
 
 Both train the tutorial MLP (same initial weights) with Adam lr=1e-4, batch 16, for --steps
 optimiser steps on the development split, on the CPU. Prints images/s of both and the ratio
 (target: ours >= 2x). The tutorial side is measured with num_workers=2 (the tutorial's value) and,
-with --workers0, also with num_workers=0. Ours is core.engine.fit with the tutorial_mlp preset;
+with --workers0, also with num_workers=0. Ours is core.train.engine.fit with the tutorial_mlp preset;
 its images/s is the epoch's training time only (its evaluation and checkpoint are excluded, as the
 tutorial side has none), and the whole fit() call's wall time is printed too.
 """
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 
 from bench.tutorial_pipeline import run_tutorial_steps
 from core import data
@@ -45,7 +44,7 @@ def run_engine_steps(dataset, steps: int, batch_size: int = 16) -> dict[str, flo
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.tutorial_vs_engine", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=default_root(), help="folder holding cifar-10-batches-py/")
     ap.add_argument("--steps", type=int, default=1000, help="optimiser steps for each pipeline")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
         rows.append(("tutorial (DataLoader, num_workers=2)", run_tutorial_steps(args.data_root, args.steps, num_workers=2)))
         if args.workers0:
             rows.append(("tutorial (DataLoader, num_workers=0)", run_tutorial_steps(args.data_root, args.steps, num_workers=0)))
-        rows.append(("ours (core.engine.fit)", run_engine_steps(dataset, args.steps)))
+        rows.append(("ours (core.train.engine.fit)", run_engine_steps(dataset, args.steps)))
 
     def best(prefix: str) -> float:
         return max(r["images_per_sec"] for name, r in rows if name.startswith(prefix))

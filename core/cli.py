@@ -14,21 +14,16 @@ run in the wrong state) print one line to stderr and exit non-zero, without a tr
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from typing import Any, Sequence
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+from core.text import format_duration
 
-# option name -> TrainConfig field
-TRAIN_OPTIONS = {
-    "model": "model", "optimizer": "optimizer", "lr": "lr", "schedule": "schedule", "warmup": "warmup",
-    "batch_size": "batch_size", "epochs": "epochs", "weight_decay": "weight_decay", "momentum": "momentum",
-    "label_smoothing": "label_smoothing", "augment": "augment", "seed": "seed", "device": "device",
-    "train_subset": "train_subset", "test_subset": "test_subset", "log_every": "log_every",
-}
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+TRAIN_USAGE = ("%(prog)s [--preset NAME | --dry-run] [--demo] [--SETTING VALUE ...] [--name NAME]\n"
+               "       %(prog)s --run ID [--resume]")
 
 
 class UsageError(Exception):
@@ -42,42 +37,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train.config import DEVICES, OPTIMIZERS, PRESETS, SCHEDULES
-    from core.train.models import MODELS
+    from core.train.config import GROUPS, PRESETS, config_fields
 
     parser = _Parser(prog="python -m core", description="CIFAR Lab from the command line.")
     sub = parser.add_subparsers(dest="command", metavar="{train,data,runs}", parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a model (stored as a run the dashboard shows)",
+    train = sub.add_parser("train", help="train a model (stored as a run the dashboard shows)", usage=TRAIN_USAGE,
                            description="Train a model on CIFAR-10 or the synthetic demo set. Without "
-                           "--preset the tutorial's recipe is the starting point; options override it.")
-    train.add_argument("--preset", choices=list(PRESETS), help="start from a named preset")
-    train.add_argument("--model", choices=list(MODELS))
-    train.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    train.add_argument("--lr", type=float, help="(peak) learning rate")
-    train.add_argument("--schedule", choices=list(SCHEDULES))
-    train.add_argument("--warmup", type=float, help="fraction of steps spent warming up")
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--momentum", type=float)
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                       help="random crop + horizontal flip of training images")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", choices=list(DEVICES))
-    train.add_argument("--train-subset", type=int, help="use only the first N training images")
-    train.add_argument("--test-subset", type=int, help="evaluate on the first N test images")
-    train.add_argument("--log-every", type=int, help="optimiser steps between loss reports")
-    train.add_argument("--demo", action="store_true", help="use the synthetic demo set (works offline)")
-    train.add_argument("--dry-run", action="store_true",
-                       help="a tiny smoke run: 512 synthetic images, 1 epoch, CPU (options still apply)")
-    train.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (with --demo: the synthetic set)")
-    train.add_argument("--runs-dir", help="run store folder (default: CIFARLAB_RUNS_DIR or ./runs)")
-    train.add_argument("--name", help="a name for the run")
-    train.add_argument("--run", type=int, metavar="ID", help="train the stored run ID (as the dashboard does)")
-    train.add_argument("--resume", action="store_true", help="with --run: continue from its last checkpoint")
-    train.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+                           "--preset the tutorial's recipe (the defaults shown below) is the starting point; "
+                           "every setting given overrides it.")
+    start = train.add_argument_group("starting point")
+    start.add_argument("--preset", choices=list(PRESETS), default=argparse.SUPPRESS,
+                       help="start from a named preset's settings (recorded with the run)")
+    start.add_argument("--demo", action="store_true", help="use the synthetic demo set (works offline); "
+                       "the same as --dataset synthetic")
+    start.add_argument("--dry-run", action="store_true",
+                       help="a tiny smoke run: 512 synthetic images, 1 epoch, CPU (settings still apply)")
+    groups = {group: train.add_argument_group(f"settings: {group.lower()}") for group in GROUPS}
+    for spec in config_fields():
+        if spec.name != "preset":  # --preset above: it also picks the starting point
+            _add_setting(groups[spec.group], spec)
+    store = train.add_argument_group("run store and output")
+    store.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (with --demo: the synthetic set)")
+    store.add_argument("--runs-dir", help="run store folder (default: CIFARLAB_RUNS_DIR or ./runs)")
+    store.add_argument("--name", help="a name for the run")
+    store.add_argument("--run", type=int, metavar="ID", help="train the stored run ID (as the dashboard does)")
+    store.add_argument("--resume", action="store_true", help="with --run: continue from its last checkpoint")
+    store.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
 
     data_cmd = sub.add_parser("data", help="show where the data is; download CIFAR-10 when missing",
                               description="Show the dataset's folder and size; download CIFAR-10 when it "
@@ -90,11 +76,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_setting(group, spec) -> None:
+    """One TrainConfig field as an option: --batch-size N, --augment/--no-augment, --train-subset N|all."""
+    options: dict[str, Any] = dict(dest=spec.name, default=argparse.SUPPRESS, help=_setting_help(spec))
+    if spec.kind == "bool":
+        options["action"] = argparse.BooleanOptionalAction
+    elif spec.kind == "choice":
+        options["choices"] = spec.choices
+    elif spec.kind == "int":
+        options.update(type=int, metavar="N")  # argparse then says "invalid int value: 'abc'"
+    elif spec.kind == "float":
+        options.update(type=float, metavar="X")
+    elif spec.kind == "optional_int":
+        options.update(type=_whole_number_or(spec.none_means), metavar=f"N|{spec.none_means}")
+    else:
+        options["metavar"] = "TEXT"
+    group.add_argument(spec.flag, **options)
+
+
+def _setting_help(spec) -> str:
+    """'How many images each optimiser step learns from. [images; >= 1; default: 16]'."""
+    values = spec.range_text()
+    if spec.kind == "optional_int":
+        values = f"{values} or {spec.none_means}"
+    default = ("on" if spec.default else "off") if spec.kind == "bool" else spec.show(spec.default)
+    details = "; ".join(filter(None, (spec.unit, values, f"default: {default}")))
+    return f"{spec.help} [{details}]".replace("%", "%%")
+
+
+def _whole_number_or(word: str):
+    """An argparse type: a whole number, or `word` (e.g. 'all') for None."""
+    def parse(text: str) -> int | None:
+        if text.strip().lower() == word:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number or '{word}', got {text!r}") from None
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from core.train.config import ConfigError
     from core.data import DataError
     from core.runs.store import RunError
     from core.train.checkpoints import CheckpointError
+    from core.train.device import DeviceError
 
     try:
         parser = build_parser()
@@ -109,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _error(_config_message(exc))
         return EXIT_USAGE
-    except (DataError, RunError, CheckpointError) as exc:
+    except (DataError, RunError, CheckpointError, DeviceError) as exc:
         _error(str(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -122,9 +150,10 @@ def _error(message: str) -> None:
 
 
 def _config_message(exc) -> str:
-    flag = "--" + exc.field.replace("_", "-")
-    known = {v for v in TRAIN_OPTIONS.values()}
-    where = f"{flag} ({exc.field})" if exc.field in known else exc.field
+    from core.train.config import config_fields
+
+    known = {spec.name: spec.flag for spec in config_fields()}
+    where = f"{known[exc.field]} ({exc.field})" if exc.field in known else exc.field
     return f"{where}: {exc.message}"
 
 
@@ -134,20 +163,26 @@ def config_from_args(args: argparse.Namespace):
     """The TrainConfig the options describe (ConfigError names the bad field)."""
     from core.train.config import PRESETS, TrainConfig
 
+    changes = _settings_given(args)
+    preset = changes.pop("preset", None)
+    if args.demo:
+        if changes.get("dataset", "synthetic") != "synthetic":
+            raise UsageError("--demo means --dataset synthetic; drop one of them")
+        changes["dataset"] = "synthetic"
     if args.dry_run:
         base = TrainConfig.smoke()
-    elif args.preset:
-        base = PRESETS[args.preset].config
+    elif preset:
+        base = PRESETS[preset].config
     else:
         base = TrainConfig()
-    changes: dict[str, Any] = {}
-    for option, fieldname in TRAIN_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            changes[fieldname] = value
-    if args.demo:
-        changes["dataset"] = "synthetic"
     return base.replace(**changes) if changes else base
+
+
+def _settings_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields set on the command line (an option not given is absent from args)."""
+    from core.train.config import config_fields
+
+    return {spec.name: getattr(args, spec.name) for spec in config_fields() if hasattr(args, spec.name)}
 
 
 def _apply_data_root(args: argparse.Namespace, synthetic: bool) -> None:
@@ -163,10 +198,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     if args.run is not None:
-        explicit = [o for o in (*TRAIN_OPTIONS, "preset", "name") if getattr(args, o) is not None]
+        explicit = ["--" + name.replace("_", "-") for name in _settings_given(args)]
+        explicit += ["--name"] if args.name is not None else []
         if explicit or args.demo or args.dry_run:
             raise UsageError("--run trains a stored run with its stored settings; "
-                             f"drop {', '.join('--' + o.replace('_', '-') for o in explicit) or '--demo/--dry-run'}")
+                             f"drop {', '.join(explicit) or '--demo/--dry-run'}")
         run = store.get(args.run)
         _apply_data_root(args, run.config.dataset == "synthetic")
         resume = args.resume
@@ -174,11 +210,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             raise UsageError("--resume needs --run ID (the run to continue)")
         cfg = config_from_args(args)
+        _check_device(cfg.device)
         _apply_data_root(args, cfg.dataset == "synthetic")
         _ensure_data(cfg.dataset)
         run = store.create_run(cfg, args.name, max_active=settings.max_active_runs())
         resume = False
     return _train(store, run, resume=resume, progress=not args.no_progress, run_stored=run_stored)
+
+
+def _check_device(name: str) -> None:
+    """Before a run is created: its device is here (else ConfigError naming --device, and no run)."""
+    from core.train.config import ConfigError
+    from core.train.device import DeviceError, resolve_device
+
+    try:
+        resolve_device(name)
+    except DeviceError as exc:
+        raise ConfigError("device", str(exc)) from None
 
 
 def _ensure_data(kind: str) -> None:
@@ -209,13 +257,11 @@ def _download_bar():
 def _train(store, run, *, resume: bool, progress: bool, run_stored) -> int:
     cfg = run.config
     from core.data import kind_label
-    from core.train.device import describe_device
+    from core.train.device import describe_device, usable_devices
 
     dataset_label = kind_label(cfg.dataset)
-    try:
-        device = describe_device(cfg.device)
-    except ValueError:  # a run recorded on another machine: the trainer fails it with the reason
-        device = cfg.device
+    # A stored run recorded on a machine with another device: run_stored fails it, with the reason.
+    device = describe_device(cfg.device) if cfg.device in usable_devices() else f"{cfg.device} (not on this machine)"
     print(f"Run #{run.id} '{run.name}': {cfg.model} on the {dataset_label}, {cfg.epochs} epochs, "
           f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, device {device}"
           + (" (resuming)" if resume else ""), flush=True)
@@ -255,16 +301,6 @@ def _write(line: str) -> None:
     sys.stdout.flush()
 
 
-def format_duration(seconds: float) -> str:
-    """'1m 23s', as the tutorial prints it (hours when needed)."""
-    seconds = max(0.0, float(seconds))
-    if not math.isfinite(seconds):
-        return "?"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h {m}m {s}s" if h else f"{m}m {s}s"
-
-
 # ---- data -----------------------------------------------------------------------------------
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -290,9 +326,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from core.runs.store import RunStore
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
-    store.reconcile()
-    runs = store.list_runs()
-    if not runs:
+    if store.read_only:
+        print(f"note: {store.root} is read-only ({store.read_only}): listing only", file=sys.stderr)
+    else:
+        store.reconcile()
+    runs, unreadable = store.list_runs(), store.unreadable_runs()
+    if not runs and not unreadable:
         print(f"No runs yet in {store.root}. Start one with: python -m core train --demo --dry-run")
         return EXIT_OK
     header = f"{'id':>4}  {'status':<11} {'dataset':<9} {'best acc':>8}  {'time':>8}  {'device':<18} name"
@@ -301,4 +340,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         acc = f"{100 * r.best_test_acc:.2f}%" if r.best_test_acc is not None else "–"
         print(f"{r.id:>4}  {r.status:<11} {r.dataset_label:<9} {acc:>8}  {format_duration(r.train_seconds):>8}  "
               f"{(r.device or '–')[:18]:<18} {r.name}")
+        for note in r.notes:
+            print(f"      note: {note}")
+    for bad in unreadable:
+        print(f"{bad.id:>4}  run #{bad.id} '{bad.name}' cannot be read: {bad.reason}")
     return EXIT_OK

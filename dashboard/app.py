@@ -1,8 +1,8 @@
-"""Entry point: `streamlit run dashboard/app.py` (or `make run`)."""
+"""The Streamlit script: navigation and the shared sidebar. Start it with `make run` or
+`python -m dashboard` (dashboard/__main__.py), which apply the project's safe settings."""
 from __future__ import annotations
 
 from pathlib import Path
-
 
 import streamlit as st
 
@@ -23,4 +23,5 @@ navigation = st.navigation(
     [st.Page(str(pages_dir / f), title=title, icon=icon) for f, title, icon in PAGES if (pages_dir / f).exists()]
 )
 common.sidebar()
+common.warn_if_reachable()
 navigation.run()

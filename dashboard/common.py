@@ -1,10 +1,13 @@
 """What every page shares: session keys, the dataset choice, the run store handle, the sidebar."""
 from __future__ import annotations
 
+import html
+import re
+
 import streamlit as st
 
 from core import data, settings
-from core.runs.store import RunStore
+from core.runs.store import RunError, RunStore
 from core.train.device import describe_device
 
 # session_state keys, in one place
@@ -39,10 +42,59 @@ def _store(root: str) -> RunStore:
 
 
 def run_store() -> RunStore:
-    """The run store in settings.runs_dir(), with runs whose process is gone marked interrupted."""
-    store = _store(str(settings.runs_dir()))
-    store.reconcile()
+    """The run store in settings.runs_dir(), with runs whose process is gone marked interrupted.
+    A store that cannot be used stops the page with what is wrong and what to do; a read-only one
+    and runs that cannot be read are named above the page."""
+    try:
+        store = _store(str(settings.runs_dir()))
+    except RunError as exc:
+        st.error(str(exc), icon=":material/database:")
+        st.stop()
+    if store.read_only:
+        st.warning(f"The run store in `{store.root}` is read-only ({store.read_only}): runs can be "
+                   "viewed but not started, stopped or changed.", icon=":material/lock:")
+    else:
+        store.reconcile()
+    for bad in store.unreadable_runs():
+        st.warning(f"Run #{bad.id} cannot be read and is left out: {bad.reason}", icon=":material/error:")
     return store
+
+
+# Characters that can start markdown inside a line: emphasis, code, links and images, HTML, tables,
+# strikethrough, LaTeX and Streamlit's :directives: (a name is never at the start of a line).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>!|~$:#])")
+
+
+def plain(text: object) -> str:
+    """User-supplied text (a run name, a file name, a message quoting one) made safe to put in
+    Streamlit markdown: every markdown character is escaped, so it shows as typed and never
+    becomes a link, an image (a request to someone's server) or formatting."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)  # bare www.host would become a link
+
+
+def chart_text(text: object) -> str:
+    """User-supplied text for a plotly label or legend (plotly reads a few HTML tags, links too)."""
+    return html.escape(str(text), quote=False)
+
+
+LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
+
+
+def exposure_warning(address: str | None) -> str | None:
+    """What to tell the user when the server listens beyond this machine (None when it does not)."""
+    if address in LOCAL_ADDRESSES:
+        return None
+    where = f"address `{address}`" if address else "every network interface"
+    return (f"This dashboard listens on {where}: anyone who can reach this machine can start "
+            "training and upload files here. Start it with `make run` or `python -m dashboard`, which "
+            "keep it on localhost.")
+
+
+def warn_if_reachable() -> None:
+    message = exposure_warning(st.get_option("server.address"))
+    if message:
+        st.warning(message, icon=":material/public:")
 
 
 def _choose_synthetic() -> None:
@@ -86,6 +138,9 @@ def sidebar() -> None:
             st.caption(f"**Synthetic** demo images (not CIFAR-10), in `{settings.synthetic_root()}`")
         else:
             status = data.cifar10_status(settings.data_root())
-            icon = ":material/check_circle:" if status.present else ":material/warning:"
-            st.caption(f"{icon} CIFAR-10 from `{status.root}`" + ("" if status.present else " — not found"))
+            icon = ":material/check_circle:" if status.usable else ":material/warning:"
+            problem = "" if status.usable else (" — damaged" if status.present else " — not found")
+            st.caption(f"{icon} CIFAR-10 from `{status.root}`{problem}")
+            if status.damaged:
+                st.error(status.message)
         st.caption(f"Device: **{describe_device()}**")

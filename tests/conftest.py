@@ -80,17 +80,16 @@ def _free_port() -> int:
 
 
 class AppServer:
-    """A real `streamlit run` of the dashboard on a free localhost port."""
+    """A real dashboard server (`python -m dashboard`) on a free localhost port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path = REPO):
         self.port = _free_port()
         self.url = f"http://localhost:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-               "--server.port", str(self.port), "--server.address", "127.0.0.1",
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # The launcher users start (`make run`): the project's safe settings from any folder.
+        cmd = [sys.executable, "-m", "dashboard", "--server.port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

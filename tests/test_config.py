@@ -1,13 +1,14 @@
-"""TrainConfig validation, JSON round trips and presets."""
+"""TrainConfig validation, its description of itself (config_fields), JSON round trips and presets."""
 from __future__ import annotations
 
 import dataclasses
 import json
 
 import pytest
-import torch
 
-from core.train.config import PRESETS, SCHEDULES, ConfigError, Preset, TrainConfig, preset_config
+from core.train.config import (GROUPS, KINDS, PRESETS, SCHEDULES, ConfigError, FieldSpec, Preset, TrainConfig,
+                               config_fields, field_spec, preset_config)
+from core.train.device import DEVICE_CHOICES, DeviceError, available_devices, resolve_device
 from core.train.models import MODELS
 
 
@@ -55,14 +56,102 @@ def test_invalid_values_raise_config_error_naming_the_field(field, value, text):
     assert isinstance(info.value, ValueError)
 
 
-def test_a_device_that_is_not_there_is_refused():
-    missing = [d for d in ("cuda", "mps") if not (torch.cuda.is_available() if d == "cuda"
-                                                   else torch.backends.mps.is_available())]
+def _missing_device() -> str:
+    missing = [d for d in ("cuda", "mps") if d not in available_devices()]
     if not missing:
         pytest.skip("every device is present here")
+    return missing[0]
+
+
+def test_a_device_this_machine_lacks_validates_and_fails_only_when_a_run_starts():
+    missing = _missing_device()
+    cfg = TrainConfig(device=missing)  # a config written on a machine that has it: values are fine
+    assert cfg.device == missing and TrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(DeviceError) as info:  # what core.train.engine.fit calls when the run starts
+        resolve_device(cfg.device)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)  # core.runs.worker fails the run with this message
+    assert f"device '{missing}' is not available on this machine" in message
+    assert f"(it has: {', '.join(available_devices())})" in message
+    assert "choose " + " or ".join(f'"{d}"' for d in ("auto", *available_devices())) + " instead" in message
+
+
+def test_unknown_device_names_are_refused_by_the_config_and_by_resolve_device():
+    with pytest.raises(ConfigError, match="device: must be one of auto, cpu, cuda, mps, got 'tpu'"):
+        TrainConfig(device="tpu")
+    with pytest.raises(DeviceError, match="device must be one of auto, cpu, cuda, mps, got 'tpu'"):
+        resolve_device("tpu")
+    assert resolve_device("auto").type in available_devices() and resolve_device("cpu").type == "cpu"
+
+
+# ---- the description of every field ------------------------------------------------------------
+
+def test_every_field_describes_itself_in_display_order():
+    specs = config_fields()
+    assert sorted(s.name for s in specs) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+    assert [GROUPS.index(s.group) for s in specs] == sorted(GROUPS.index(s.group) for s in specs)
+    assert {s.group for s in specs} == set(GROUPS)
+    defaults = TrainConfig()
+    for spec in specs:
+        assert isinstance(spec, FieldSpec) and field_spec(spec.name) == spec
+        assert spec.kind in KINDS and spec.label and spec.label[0].isupper()
+        assert spec.help.endswith(".") and "\n" not in spec.help and spec.help[0].isupper(), spec.name
+        assert spec.default == getattr(defaults, spec.name)
+        assert spec.flag == "--" + spec.name.replace("_", "-")
+        if spec.kind == "choice":
+            assert spec.default in spec.choices
+        if spec.optional:
+            assert spec.none_means
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        specs[0].label = "x"
+    with pytest.raises(KeyError):
+        field_spec("learning_rate")
+
+
+def test_choices_come_from_their_one_definition():
+    assert field_spec("model").choices == tuple(MODELS)
+    assert field_spec("device").choices == DEVICE_CHOICES
+    assert field_spec("schedule").choices == SCHEDULES
+    assert field_spec("precision").choices == ("auto", "fp32", "bf16")
+
+
+def _outside_and_inside(spec: FieldSpec) -> tuple[list, list]:
+    """Values just outside the field's bounds, and values on or inside them."""
+    step = 1 if spec.kind != "float" else 1e-3
+    outside, inside = [], []
+    if spec.minimum is not None:
+        lo = spec.minimum
+        (outside if spec.exclusive_minimum else inside).append(lo if spec.kind != "float" else float(lo))
+        outside.append(lo - step)
+        inside.append(lo + step)
+    if spec.maximum is not None:
+        hi = spec.maximum
+        (outside if spec.exclusive_maximum else inside).append(hi if spec.kind != "float" else float(hi))
+        outside.append(hi + step)
+        inside.append(hi - step)
+    return outside, inside
+
+
+@pytest.mark.parametrize("spec", [s for s in config_fields() if s.is_number], ids=lambda s: s.name)
+def test_bounds_in_the_description_are_what_validation_enforces(spec):
+    outside, inside = _outside_and_inside(spec)
+    assert outside, f"{spec.name} has no bounds"
+    for value in outside:
+        with pytest.raises(ConfigError) as info:
+            TrainConfig(**{spec.name: value})
+        assert info.value.field == spec.name and str(info.value).startswith(f"{spec.name}: must be ")
+    for value in inside:
+        assert getattr(TrainConfig(**{spec.name: value}), spec.name) == value
+
+
+@pytest.mark.parametrize("spec", config_fields(), ids=lambda s: s.name)
+def test_every_kind_refuses_values_of_the_wrong_type(spec):
+    wrong = {"choice": 3, "int": 2.5, "optional_int": "all", "float": "fast", "bool": "yes", "text": 7}[spec.kind]
     with pytest.raises(ConfigError) as info:
-        TrainConfig(device=missing[0])
-    assert info.value.field == "device" and "not available" in str(info.value)
+        TrainConfig(**{spec.name: wrong})
+    assert info.value.field == spec.name
+    if spec.optional:
+        assert getattr(TrainConfig(**{spec.name: None}), spec.name) is None
 
 
 @pytest.mark.parametrize("cfg", [TrainConfig(), TrainConfig.smoke(), *(p.config for p in PRESETS.values())],
@@ -119,3 +208,16 @@ def test_preset_config_applies_changes_and_names_unknown_presets():
     assert preset_config("cpu_cnn", epochs=2).epochs == 2
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         preset_config("huge")
+
+
+def test_every_count_has_a_sane_upper_bound():
+    """Epochs, batch size, subsets, seed, log interval (and the other counts) refuse absurd values by name."""
+    from core.train.config import config_fields
+
+    for spec in config_fields():
+        if spec.kind in ("int", "optional_int") and spec.maximum is None:
+            assert spec.cap is not None, f"{spec.name} has no upper bound"
+            with pytest.raises(ConfigError) as err:
+                TrainConfig(**{spec.name: int(spec.cap) + 1})
+            assert err.value.field == spec.name and "at most" in err.value.message
+            assert getattr(TrainConfig(**{spec.name: int(spec.cap)}), spec.name) == int(spec.cap)  # the cap itself is fine

@@ -369,6 +369,36 @@ def test_status_of_a_present_folder(tmp_path):
     write_tiny(tmp_path / "ok")
     status = data.cifar10_status(tmp_path / "ok")
     assert status.present and "found" in status.message
+    assert status.usable and status.damaged == ()
+
+
+@pytest.mark.parametrize("how, why", [("truncate", "truncated"), ("garbage", "not a pickled batch file"),
+                                      ("empty", "only 0 bytes")])
+def test_status_catches_damaged_batch_files_without_decoding_them(tmp_path, how, why):
+    root = tmp_path / "bad"
+    write_tiny(root)
+    victim = root / data.BATCHES_DIR / "data_batch_3"
+    raw = victim.read_bytes()
+    victim.write_bytes({"truncate": raw[: len(raw) // 2], "garbage": b"GIF89a" + raw[6:], "empty": b""}[how])
+    status = data.cifar10_status(root)
+    assert status.present and not status.usable
+    assert status.damaged == ("data_batch_3",)
+    assert "`data_batch_3`" in status.message and why in status.message and "download" in status.message
+    with pytest.raises(data.DataCorruptError, match="data_batch_3"):  # loading says the same file
+        data.load_cifar10(root, download=False)
+
+
+def test_sidebar_says_when_cifar10_is_damaged(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    write_tiny(tmp_path / "bad")
+    victim = tmp_path / "bad" / data.BATCHES_DIR / "test_batch"
+    victim.write_bytes(victim.read_bytes()[:-10])
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path / "bad"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"),
+                           default_timeout=60).run()
+    assert any("— damaged" in c.value for c in at.sidebar.caption)
+    assert any("`test_batch` is truncated" in e.value for e in at.sidebar.error)
 
 
 def test_load_dataset_kinds(tmp_path):

@@ -3,6 +3,7 @@ boxes and by clicking its cell, the filtered images (sharp, not blurred), one im
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from core.train.models import build_model
 from core.runs.store import RunStore
 
 SLOW = 120_000  # ms; the first visit imports torch and evaluates the test split, on a shared machine
+# Images of the current script run (Streamlit marks the previous run's elements stale until replaced).
+FRESH_IMAGES = "[data-testid=stElementContainer]:not([data-stale=true]) [data-testid=stImage] img"
 
 
 @pytest.fixture
@@ -48,6 +51,38 @@ def pick(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def caption_pattern(true_name: str, predicted_name: str) -> re.Pattern:
+    """A thumbnail's caption: "<true> →" then, on the next line, "<predicted> · <confidence>%"."""
+    return re.compile(rf"^\s*{re.escape(true_name)}\s*→\s*{re.escape(predicted_name)} · \d+%\s*$")
+
+
+def wait_for_images(page, count: int, selector: str = FRESH_IMAGES) -> None:
+    """Until exactly `count` images match `selector` and all have loaded and decoded.
+
+    An <img> reports its natural size only once loaded: reading sizes before that flakes."""
+    page.wait_for_function("""([sel, n]) => {
+        const imgs = Array.from(document.querySelectorAll(sel));
+        return imgs.length === n && imgs.every(img => img.complete && img.naturalWidth > 0);
+    }""", arg=[selector, count], timeout=SLOW)
+
+
+def wait_until_drawn(page) -> None:
+    """Until no element of an earlier script run is left and every image and chart is drawn."""
+    page.wait_for_function("""() => {
+        if (document.querySelector('[data-testid=stElementContainer][data-stale=true]')) return false;
+        const imgs = Array.from(document.querySelectorAll('[data-testid=stImage] img'));
+        const charts = Array.from(document.querySelectorAll('[data-testid=stPlotlyChart]'));
+        return imgs.every(img => img.complete && img.naturalWidth > 0)
+            && charts.every(chart => chart.querySelector('.main-svg .trace'));
+    }""", timeout=SLOW)
+
+
+def image_sizes(page, selector: str = FRESH_IMAGES) -> list[list[int]]:
+    """[naturalWidth, naturalHeight, clientWidth, clientHeight] of each image matching `selector`."""
+    return page.evaluate("""sel => Array.from(document.querySelectorAll(sel))
+        .map(img => [img.naturalWidth, img.naturalHeight, img.clientWidth, img.clientHeight])""", selector)
+
+
 @pytest.mark.e2e
 def test_picking_a_confusion_pair_shows_its_images(finished_run, app_server, page, screenshot_dir):
     from playwright.sync_api import expect
@@ -74,7 +109,7 @@ def test_picking_a_confusion_pair_shows_its_images(finished_run, app_server, pag
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2, timeout=SLOW)
 
     page.set_viewport_size({"width": 1400, "height": 3400})
-    page.wait_for_timeout(1500)  # let plotly redraw at the new size
+    wait_until_drawn(page)
     page.screenshot(path=str(screenshot_dir / "evaluation.png"), full_page=True)
 
     # the fallback: two select boxes
@@ -83,40 +118,43 @@ def test_picking_a_confusion_pair_shows_its_images(finished_run, app_server, pag
     status = page.get_by_text("misclassified images match")
     expect(status).to_contain_text(f"{off[t, p]:,} misclassified images match", timeout=SLOW)
     captions = page.get_by_test_id("stImageCaption")
-    expect(captions).to_have_count(min(24, int(off[t, p])), timeout=SLOW)
-    for text in captions.all_inner_texts():
-        true_name, rest = text.split("→")
-        assert true_name.strip() == names[t] and rest.strip().startswith(f"{names[p]} ·"), text
+    # every caption of the grid (not a left-over one of the unfiltered grid) names the pair
+    shown = min(24, int(off[t, p]))
+    expect(captions).to_have_text([caption_pattern(names[t], names[p])] * shown, timeout=SLOW)
 
     # every thumbnail is shown at its own pixel size: the browser does not resample (blur) it
-    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid=stImage] img'))
-        .map(img => [img.naturalWidth, img.naturalHeight, img.clientWidth, img.clientHeight])""")
-    assert sizes and all(s == [128, 128, 128, 128] for s in sizes), sizes
+    wait_for_images(page, shown)
+    sizes = image_sizes(page)
+    assert len(sizes) == shown and all(s == [128, 128, 128, 128] for s in sizes), sizes
 
     grid_top = page.get_by_role("heading", name="Misclassified test images")
     grid_top.scroll_into_view_if_needed()
     page.set_viewport_size({"width": 1400, "height": 1300})
     grid_top.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    wait_until_drawn(page)
     page.screenshot(path=str(screenshot_dir / "misclassified.png"))
 
     # clicking a cell of the heatmap selects the same filter
     heatmap = page.get_by_test_id("stPlotlyChart").nth(1)
     heatmap.scroll_into_view_if_needed()
     cell = heatmap.locator(".scatterlayer .point").nth(t2 * 9 + (p2 if p2 < t2 else p2 - 1))
+    cell.element_handle().wait_for_element_state("stable")  # not moving: plotly has finished laying out
     box = cell.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_role("combobox", name="True class")).to_have_value(names[t2], timeout=SLOW)
     expect(page.get_by_role("combobox", name="Predicted class")).to_have_value(names[p2])
     expect(status).to_contain_text(f"{off[t2, p2]:,} misclassified images match", timeout=SLOW)
-    first_caption = captions.first.inner_text()
-    assert first_caption.split("→")[0].strip() == names[t2]
+    expect(captions).to_have_text([caption_pattern(names[t2], names[p2])] * min(24, int(off[t2, p2])),
+                                  timeout=SLOW)
 
-    # one image, larger, with its top classes
+    # one image, larger (8x, still sharp), with its top classes
     grid_top.scroll_into_view_if_needed()
     page.get_by_test_id("stButton").filter(has_text="#").first.click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Test image #", timeout=SLOW)
     expect(dialog.get_by_test_id("stPlotlyChart")).to_be_visible(timeout=SLOW)
-    page.wait_for_timeout(800)
+    wait_for_images(page, 1, "[role=dialog] [data-testid=stImage] img")
+    assert image_sizes(page, "[role=dialog] [data-testid=stImage] img") == [[256, 256, 256, 256]]
+    wait_until_drawn(page)
+    dialog.element_handle().wait_for_element_state("stable")  # the opening animation is over
     page.screenshot(path=str(screenshot_dir / "evaluation_image.png"))

@@ -51,6 +51,9 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
         form.get_by_label(label, exact=True).fill(value)
     form.get_by_text("More settings").click()
     settle(page)
+    # every setting is reachable: the less-used ones, grouped, under "More settings"
+    for label in ("Crop padding", "Flip at test time (TTA)", "Weight averaging (EMA)", "Precision"):
+        form.get_by_label(label, exact=True).wait_for()
     form.get_by_label("Test images (0 = all)", exact=True).fill("256")
     form.get_by_label("Report loss every N steps", exact=True).fill("1")
     form.get_by_label("Run name (optional)").fill("browser run")

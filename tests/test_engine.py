@@ -1,6 +1,7 @@
 """The training engine on the synthetic demo set: learning, reporting, stopping, resuming."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from core.data.images import normalize
 from core.train import batches
 from core.train.checkpoints import load_checkpoint
 from core.train.config import PRESETS, TrainConfig
-from core.train.engine import evaluate, fit, lr_factor, resolve_precision
+from core.train.engine import Plan, evaluate, fit, lr_factor, resolve_precision
 from core.train.models import build_model
 
 STEP_KEYS = {"train_loss", "train_acc"}
@@ -228,3 +229,119 @@ def test_precision_resolves_per_device_and_both_kinds_train_reproducibly(synthet
         runs[name] = _weights(tmp_path / name / "last.pt")
     _assert_same_weights(runs["bf16"], runs["bf16-again"])
     assert not torch.equal(runs["fp32"]["head.weight"], runs["bf16"]["head.weight"])
+
+
+@pytest.mark.parametrize("settings,per_epoch", [
+    (dict(train_subset=100, batch_size=32), 3),      # 100 = 3 x 32 + 4: the short last batch is dropped
+    (dict(train_subset=40, batch_size=64), 1),       # fewer images than a batch: one short batch
+])
+def test_on_start_reports_the_plan_the_engine_follows(synthetic_dataset, tmp_path, settings, per_epoch):
+    cfg = TrainConfig.smoke(**settings, epochs=2, test_subset=48, log_every=1)
+    plans = []
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path, on_start=plans.append)
+    assert len(plans) == 1
+    plan = plans[0]
+    assert plan == Plan(steps_per_epoch=per_epoch, total_steps=2 * per_epoch, epochs=2,
+                        train_images=settings["train_subset"], test_images=48, device="cpu",
+                        precision=resolve_precision(cfg.precision, torch.device("cpu")))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.steps_per_epoch = 0
+    # log_every=1: one on_step report per optimiser step, as many per epoch as the plan says.
+    assert [e for _, e, _ in rec.steps] == [1] * per_epoch + [2] * per_epoch
+    assert [s for _, s, _ in rec.epochs] == [per_epoch, 2 * per_epoch] and result.step == plan.total_steps
+
+
+def test_on_start_is_called_before_the_first_step_and_again_on_resume(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=2, train_subset=128, batch_size=32, log_every=1)
+    events = []
+    rec = Recorder(stop_after=3)
+    rec.on_step = lambda step, epoch, metrics: events.append(("step", step))
+    fit(cfg, synthetic_dataset, tmp_path, on_start=lambda plan: events.append(("start", plan.total_steps)),
+        on_step=rec.on_step, should_stop=rec.should_stop)
+    assert events == [("start", 8), ("step", 1), ("step", 2), ("step", 3)]
+    events.clear()
+    result = fit(cfg, synthetic_dataset, tmp_path, resume=True, on_step=rec.on_step,
+                 on_start=lambda plan: events.append(("start", plan.total_steps)))
+    assert result.status == "completed" and events[0] == ("start", 8) and events[1:] == [("step", s) for s in range(4, 9)]
+
+
+# ---- checkpoints the machine can break: full disk, damage, leftovers ---------------------------
+
+def _disk_full_after(monkeypatch, saves: int):
+    """Checkpoint writes fail with ENOSPC after `saves` successful checkpoint files."""
+    import errno
+    import os
+
+    from core.train import checkpoints
+
+    real = checkpoints.atomic_write_bytes
+
+    count = {"n": 0}
+
+    def write(path, data, **kwargs):
+        count["n"] += 1
+        if count["n"] > saves:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "atomic_write_bytes", write)
+
+
+def test_best_and_last_are_separate_files_and_previous_keeps_the_epoch_before(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=2, train_subset=128, test_subset=64, batch_size=32, log_every=100)
+    result, rec = _fit(cfg, synthetic_dataset, tmp_path)
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    assert result.status == "completed"
+    assert last.stat().st_ino != best.stat().st_ino and last.stat().st_nlink == 1 == best.stat().st_nlink
+    assert not (tmp_path / "previous.pt").exists()      # a completed run needs no fallback
+
+    stopped, _ = _fit(cfg, synthetic_dataset, tmp_path / "stopped", Recorder(stop_after=6))   # mid epoch 2
+    assert stopped.status == "stopped"
+    previous = load_checkpoint(tmp_path / "stopped" / "previous.pt")
+    assert (previous["epoch"], previous["step"]) == (1, 4)
+    assert load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 6
+
+
+def test_a_full_disk_at_an_epoch_end_raises_a_clear_error_and_resume_finishes_the_same_run(
+        synthetic_dataset, tmp_path, monkeypatch):
+    from core.train.checkpoints import CheckpointWriteError
+
+    cfg = TrainConfig.smoke(epochs=3, train_subset=128, test_subset=64, batch_size=32, log_every=100)
+    full, _ = _fit(cfg, synthetic_dataset, tmp_path / "full")
+    with monkeypatch.context() as mp:
+        _disk_full_after(mp, saves=2)                    # epoch 1: best.pt and last.pt; epoch 2 fails
+        with pytest.raises(CheckpointWriteError) as err:
+            _fit(cfg, synthetic_dataset, tmp_path / "part")
+    message = str(err.value)
+    assert f"the disk holding {tmp_path / 'part'} is full" in message
+    assert "Free some space there, then Resume" in message and "epoch 1, step 4" in message
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["step"] == 4
+    assert sorted(p.name for p in (tmp_path / "part").iterdir()) == ["best.pt", "last.pt"]
+
+    resumed, _ = _fit(cfg, synthetic_dataset, tmp_path / "part", resume=True)
+    assert resumed.status == "completed" and resumed.step == full.step
+    _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt"))
+
+
+def test_a_damaged_last_pt_resumes_from_the_previous_checkpoint_exactly(synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=3, train_subset=128, test_subset=64, batch_size=32, log_every=100)
+    full, _ = _fit(cfg, synthetic_dataset, tmp_path / "full")
+    part = tmp_path / "part"
+    _fit(cfg, synthetic_dataset, part, Recorder(stop_after=10))      # mid epoch 3: previous.pt is epoch 2
+    (part / "last.pt").write_bytes(b"not a checkpoint")
+    resumed, rec = _fit(cfg, synthetic_dataset, part, resume=True)
+    assert resumed.status == "completed" and resumed.step == full.step
+    assert [e for e, _, _ in rec.epochs] == [3]
+    _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(part / "last.pt"))
+
+
+def test_temporary_checkpoint_files_are_removed_at_start_and_completion(synthetic_dataset, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    stale = tmp_path / ".last.pt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    seen = []
+    rec = Recorder()
+    rec.on_epoch = lambda *a: seen.append(stale.exists())
+    fit(TrainConfig.smoke(train_subset=128, test_subset=64), synthetic_dataset, tmp_path, on_epoch=rec.on_epoch)
+    assert seen == [False]                               # gone before the first epoch ended
+    assert not list(tmp_path.glob(".*.tmp"))

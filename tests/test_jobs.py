@@ -141,7 +141,7 @@ def test_only_one_run_trains_at_a_time_by_default(store, monkeypatch):
     monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "2")
     assert settings.max_active_runs() == 2
     second = jobs.start_run(store, tiny(1), name="second")
-    assert {r.id for r in store.active_runs()} == {first.id, second.id}
+    assert {r.id for r in store.list_runs() if r.is_active} == {first.id, second.id}
 
 
 def test_missing_data_fails_the_run_with_the_data_layers_message(no_cifar, store):
@@ -186,3 +186,46 @@ def test_trainer_processes_get_our_settings_as_absolute_paths(monkeypatch, tmp_p
     store = RunStore(tmp_path / "r")
     cmd = jobs.trainer_command(store, 7, resume=True)
     assert cmd[1:] == ["-m", "core", "train", "--run", "7", "--runs-dir", str(store.root), "--resume"]
+
+
+@pytest.mark.parametrize("changes,per_epoch", [
+    (dict(train_subset=100, batch_size=32), 3),      # the short last batch (4 images) is dropped
+    (dict(train_subset=40, batch_size=64), 1),       # fewer images than a batch: one short batch
+])
+def test_worker_stores_the_engines_plan_before_training(store, changes, per_epoch):
+    from core.runs.worker import run_stored
+
+    run = store.create_run(tiny(2, test_subset=32, **changes), name="plan")
+    assert store.get(run.id).steps_per_epoch is None
+    seen = []  # the plan as stored when each epoch ends: there from the start
+    result = run_stored(store, run.id, on_epoch=lambda e, s, m: seen.append(
+        (store.get(run.id).steps_per_epoch, store.get(run.id).total_steps)))
+    assert result.status == "completed" and result.step == 2 * per_epoch
+    done = store.get(run.id)
+    assert (done.steps_per_epoch, done.total_steps) == (per_epoch, 2 * per_epoch)
+    assert seen == [(per_epoch, 2 * per_epoch)] * 2
+    frame = store.metrics(run.id)
+    assert sorted(frame.loc[frame["name"] == "train_loss", "step"]) == list(range(1, 2 * per_epoch + 1))
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_trainer_that_cannot_start_for_lack_of_permission_leaves_the_run_resumable(store, monkeypatch, resume):
+    import errno
+
+    def launch(store, run, *, resume):
+        # What opening train.log in a folder without write permission raises (simulated: root ignores it).
+        raise PermissionError(errno.EACCES, "Permission denied", str(store.log_path(run.id)))
+
+    if resume:
+        run = store.create_run(tiny(1), name="resume me")
+        store.mark_running(run.id, pid=os.getpid(), device="cpu")
+        store.mark_finished(run.id, "stopped", "Stopped at step 1")
+    monkeypatch.setattr(jobs, "_launch", launch)
+    with pytest.raises(jobs.JobError, match="not writable"):
+        if resume:
+            jobs.resume_run(store, run.id)
+        else:
+            run = jobs.start_run(store, tiny(1), name="new")
+    run = store.list_runs()[0]
+    assert run.status == "interrupted" and run.can_resume, run.message
+    assert "not writable" in run.message and str(run.dir) in run.message and "Resume" in run.message

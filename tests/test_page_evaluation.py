@@ -1,7 +1,6 @@
 """The Evaluation page in AppTest, on real tiny runs trained by core.engine on the synthetic demo set."""
 from __future__ import annotations
 
-import ast
 import base64
 import io
 import json
@@ -28,19 +27,13 @@ PAGE = str(REPO / "dashboard" / "views" / "evaluation.py")
 APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT = 180  # a first visit evaluates the test split; the machine is shared
 
+
 def page_constants() -> dict:
-    """The page's upper-case constants (widget keys, page size), read without running the page."""
-    out = {}
-    for node in ast.parse(Path(PAGE).read_text()).body:
-        if isinstance(node, ast.Assign):
-            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
-            values = node.value.elts if isinstance(node.value, ast.Tuple) and len(targets) > 1 else [node.value]
-            for target, value in zip(targets, values):
-                if isinstance(target, ast.Name) and target.id.isupper():
-                    try:
-                        out[target.id] = ast.literal_eval(value)
-                    except ValueError:
-                        pass
+    """The page's session-state keys (dashboard.evaluation.keys) and the browser's page size."""
+    from dashboard.evaluation import browser, keys
+
+    out = {name: value for name, value in vars(keys).items() if name.isupper()}
+    out["PAGE_SIZE"] = browser.PAGE_SIZE
     return out
 
 
@@ -134,7 +127,7 @@ def test_page_shows_accuracy_per_class_chart_and_confusion_matrix_of_the_latest_
     assert metrics["Test images"] == f"{len(dataset.test):,}"
 
     per_class = np.diag(cm) / cm.sum(1)
-    bar = chart(at, "ev_per_class_chart")
+    bar = chart(at, K["PER_CLASS_CHART_KEY"])
     trace = bar["data"][0]
     order = sorted(range(len(per_class)), key=lambda i: (-per_class[i], i))
     assert trace["type"] == "bar"
@@ -216,11 +209,11 @@ def test_filter_by_true_class_only_and_paging(runs):
 
 def test_inspecting_an_image_shows_its_top_classes(runs):
     at = open_page(**{K["SORT_KEY"]: "loss"})
-    show = [b for b in at.button if b.key and b.key.startswith("ev_show_")]
-    index = int(show[0].key.removeprefix("ev_show_"))
+    show = [b for b in at.button if b.key and b.key.startswith(K["INSPECT_PREFIX"])]
+    index = int(show[0].key.removeprefix(K["INSPECT_PREFIX"]))
     show[0].click().run()
     assert any(f"Test image #{index}" in m.value for m in at.markdown)
-    top = chart(at, "ev_topk_chart")["data"][0]
+    top = chart(at, K["TOPK_CHART_KEY"])["data"][0]
     probs = arr(top["x"])
     assert len(probs) == 5 and (np.diff(probs) >= 0).all()  # most probable on top (drawn last)
 
@@ -230,7 +223,7 @@ def test_compare_two_runs_draws_grouped_bars(runs):
     at = open_page()
     at.selectbox(key=K["COMPARE_KEY"]).set_value(first).run()
     assert not at.exception
-    fig = chart(at, "ev_compare_chart")
+    fig = chart(at, K["COMPARE_CHART_KEY"])
     assert fig["layout"]["barmode"] == "group"
     assert len(fig["data"]) == 2
     for trace, run_id in zip(fig["data"], (second, first)):
@@ -249,7 +242,7 @@ def test_uploading_an_image_shows_its_top_classes(runs):
     at = open_page()
     at.file_uploader(key=K["UPLOAD_KEY"]).set_value(("photo.png", png(), "image/png")).run()
     assert not at.exception and not at.error
-    top = chart(at, "ev_upload_chart")["data"][0]
+    top = chart(at, K["UPLOAD_CHART_KEY"])["data"][0]
     assert len(top["y"]) == 5
     assert arr(top["x"]).sum() <= 1.0 + 1e-6
 

@@ -11,13 +11,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs import jobs
-from core.train.config import PRESETS, TrainConfig
 from core.runs.store import RunStore
+from core.train.config import PRESETS, TrainConfig, config_fields, field_spec
+from core.train.device import usable_devices
+from dashboard import training_keys
+from dashboard.config_form import MORE_SETTINGS, field_key, form_fields, label, widget_value
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "training.py")
-TINY = {"train_model": "tutorial_mlp", "train_optimizer": "adam", "train_lr": 1e-3, "train_batch_size": 64,
-        "train_epochs": 2, "train_train_subset": 512, "train_test_subset": 256, "train_log_every": 1,
-        "train_device": "cpu"}
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
+PAGE = str(DASHBOARD / "views" / "training.py")
+TINY = {field_key(name): value for name, value in dict(
+    model="tutorial_mlp", optimizer="adam", lr=1e-3, batch_size=64, epochs=2, train_subset=512, test_subset=256,
+    log_every=1, device="cpu").items()}
+WIDGET = {"choice": "selectbox", "bool": "checkbox", "int": "number_input", "float": "number_input",
+          "optional_int": "number_input", "text": "text_input"}  # what each kind of field is drawn as
 
 
 @pytest.fixture
@@ -35,11 +41,15 @@ def page(kind: str = "synthetic") -> AppTest:
     return at.run()
 
 
+def widget(at: AppTest, name: str):
+    """The form's widget for a TrainConfig field."""
+    return getattr(at, WIDGET[field_spec(name).kind])(key=field_key(name))
+
+
 def fill(at: AppTest, values: dict) -> None:
+    by_key = {field_key(spec.name): spec.name for spec in form_fields()}
     for key, value in values.items():
-        widget = at.selectbox(key=key) if key in ("train_model", "train_optimizer", "train_device") \
-            else at.number_input(key=key)
-        widget.set_value(value)
+        widget(at, by_key[key]).set_value(value)
 
 
 def charts(at: AppTest) -> dict[str, dict]:
@@ -131,31 +141,79 @@ def test_start_stop_and_resume_a_run_from_the_page_with_live_charts(store):
     assert not at.button(key="train_start").disabled
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("train_lr", 0.0, "**Learning rate**: must be > 0"),
-    ("train_lr", -0.01, "**Learning rate**: must be > 0"),
-    ("train_batch_size", 0, "**Batch size**: must be >= 1"),
-    ("train_epochs", -1, "**Epochs**: must be >= 1"),
-    ("train_label_smoothing", 1.0, "**Label smoothing**: must be in [0, 1)"),
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("lr", 0.0, "**Learning rate**: must be > 0"),
+    ("lr", -0.01, "**Learning rate**: must be > 0"),
+    ("batch_size", 0, "**Batch size**: must be >= 1"),
+    ("epochs", -1, "**Epochs**: must be >= 1"),
+    ("label_smoothing", 1.0, "**Label smoothing**: must be in [0, 1)"),
+    ("crop_padding", 17, "**Crop padding**: must be between 0 and 16 pixels"),     # under More settings
+    ("ema_decay", 1.0, "**EMA decay**: must be in (0, 1)"),
+    ("train_subset", -3, "**Training images (0 = all)**: must be at least 1"),
 ])
-def test_invalid_form_values_show_the_fields_message_and_start_nothing(store, key, value, message):
+def test_invalid_form_values_show_the_fields_message_and_start_nothing(store, name, value, message):
     at = page()
-    at.number_input(key=key).set_value(value)
+    widget(at, name).set_value(value)
     at.button(key="train_start").click().run()
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     assert store.list_runs() == []
 
 
-def test_choosing_a_preset_fills_the_form(store):
+@pytest.mark.parametrize("name", ["cpu_cnn", "gpu_cnn", "tutorial_mlp"])
+def test_choosing_a_preset_fills_the_form(store, name):
     at = page()
-    at.selectbox(key="train_preset").set_value("cpu_cnn").run()
-    preset = PRESETS["cpu_cnn"]
-    assert at.selectbox(key="train_model").value == preset.config.model == "cpu_cnn"
+    assert at.selectbox(key="train_preset").value == "fast_mlp"  # the default preset fills the first form
+    for spec in form_fields():
+        assert widget(at, spec.name).value == widget_value(spec, getattr(PRESETS["fast_mlp"].config, spec.name))
+    at.selectbox(key="train_preset").set_value(name).run()
+    preset = PRESETS[name]
+    assert at.selectbox(key="train_model").value == preset.config.model
     assert at.number_input(key="train_lr").value == pytest.approx(preset.config.lr)
     assert at.number_input(key="train_batch_size").value == preset.config.batch_size
-    assert at.checkbox(key="train_augment").value is preset.config.augment is True
+    assert at.checkbox(key="train_augment").value is preset.config.augment
+    for spec in form_fields():  # every field, the advanced ones too
+        assert widget(at, spec.name).value == widget_value(spec, getattr(preset.config, spec.name)), spec.name
     assert any(preset.cpu_time_hint in c.value for c in at.caption)
+
+
+def test_every_config_field_has_a_widget_in_the_app():
+    """The whole app (sidebar included) on the Training page: a widget for each field's key."""
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=60)
+    at.session_state["dataset_kind"] = "synthetic"
+    at.run()
+    at.switch_page("views/training.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Training"
+    widgets = {w.key: w for kind in ("selectbox", "number_input", "checkbox", "text_input", "radio")
+               for w in at.get(kind)}
+    for spec in config_fields():
+        assert field_key(spec.name) in widgets, f"no widget for {spec.name}"
+    assert field_key("dataset") == "dataset_kind" and widgets["dataset_kind"] in at.sidebar.radio
+    assert training_keys.PRESET == field_key("preset")
+    for spec in form_fields():
+        drawn = widgets[field_key(spec.name)]
+        assert drawn.type == WIDGET[spec.kind] or (drawn.type, WIDGET[spec.kind]) == ("selectbox", "selectbox")
+        assert drawn.label == label(spec.name) and drawn.help.startswith(spec.help)
+        if spec.kind == "choice":
+            assert drawn.options == (usable_devices() if spec.name == "device" else list(spec.choices))
+    assert any(e.label == MORE_SETTINGS for e in at.expander)
+    page_keys = {v for k, v in vars(training_keys).items() if k.isupper()}
+    assert not page_keys & {field_key(s.name) for s in form_fields()}  # no page key shadows a field's
+
+
+def test_settings_under_more_settings_reach_the_run(store):
+    at = page()
+    fill(at, TINY | {field_key("epochs"): 1})
+    tricks = dict(precision="fp32", tta=True, ema=True, ema_decay=0.9, alternate_flip=True, crop_padding=2,
+                  whiten_bias_epochs=1, bias_lr_scale=2.0, warmup=0.1, momentum=0.8, compile=False)
+    for name, value in tricks.items():
+        widget(at, name).set_value(value)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    (run,) = store.list_runs()
+    assert {name: getattr(run.config, name) for name in tricks} == tricks
+    assert (run.config.test_subset, run.config.log_every, run.config.device) == (256, 1, "cpu")
 
 
 def _finished_run(store: RunStore, name: str, lr: float, accs: list[float]) -> int:
@@ -219,6 +277,23 @@ def test_missing_cifar10_is_explained_and_start_is_disabled(no_cifar, store):
     assert any("CIFAR-10 was not found" in e.value for e in at.error)
     assert at.button(key="train_start").disabled
     assert any(b.label == "Use the synthetic demo set" for b in at.button)
+
+
+def test_damaged_cifar10_is_named_before_a_start_and_start_is_disabled(tmp_path, monkeypatch, store):
+    import numpy as np
+
+    from core import data
+
+    rng = np.random.default_rng(0)
+    split = data.Split(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10)
+    data.write_batch_folder(tmp_path / "bad", split, split, data.CLASSES)
+    victim = tmp_path / "bad" / data.BATCHES_DIR / "data_batch_2"
+    victim.write_bytes(victim.read_bytes()[:-100])  # truncated: the sidebar used to show a green check
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path / "bad"))
+    at = page("cifar10")
+    assert at.button(key="train_start").disabled
+    assert any("data_batch_2" in e.value for e in at.error), [e.value for e in at.error]
+    assert store.list_runs() == []
 
 
 def test_merging_new_rows_keeps_the_latest_value_of_a_rewritten_step(store):

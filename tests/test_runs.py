@@ -128,7 +128,8 @@ def test_metrics_upsert_never_duplicates_and_since_id_returns_only_new_rows(stor
     assert loss["value"].tolist() == [2.3, 2.0, 1.9]
     # Non-finite values are stored as missing, not as a crash.
     store.log_metrics(run.id, [(4, 1, "train_loss", float("nan"))])
-    assert store.metrics(run.id, since_id=store.last_metric_id(run.id) - 1)["value"].isna().all()
+    newest = store.metrics(run.id).sort_values("id").iloc[-1]
+    assert newest["step"] == 4 and newest["value"] != newest["value"]  # NaN
 
 
 def test_truncate_metrics_drops_rows_after_a_checkpoint_step(store):

@@ -1,4 +1,4 @@
-"""core.synthetic: the demo set is deterministic, in CIFAR-10's batch layout, and learnable but not trivial."""
+"""core.data.synthetic: the demo set is deterministic, in CIFAR-10's batch layout, and learnable but not trivial."""
 from __future__ import annotations
 
 import pickle

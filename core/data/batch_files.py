@@ -46,6 +46,33 @@ def missing_files(batch_dir: Path) -> list[str]:
     return [name for name in ALL_FILES if not (batch_dir / name).is_file()]
 
 
+PICKLE_PROTO = 0x80   # first byte of a pickle written with protocol 2 or later
+PICKLE_STOP = b"."    # last byte of every complete pickle
+
+
+def damage(path: Path) -> str | None:
+    """Why a batch file cannot be whole, from its size and first and last bytes (reads 2 bytes), or None.
+
+    Catches truncated and overwritten files cheaply; a file that passes can still fail to decode.
+    """
+    try:
+        size = path.stat().st_size
+        minimum = 64 if path.name == META_FILE else IMAGE_BYTES
+        if size < minimum:
+            return f"only {size} bytes"
+        with open(path, "rb") as fh:
+            first = fh.read(1)
+            fh.seek(-1, os.SEEK_END)
+            last = fh.read(1)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if first[0] != PICKLE_PROTO:
+        return "not a pickled batch file"
+    if last != PICKLE_STOP:
+        return "truncated (it does not end like a complete batch file)"
+    return None
+
+
 # --------------------------------------------------------------------------- reading batches
 
 _ALLOWED_GLOBALS = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from core import settings
-from core.data.batch_files import ALL_FILES, BATCHES_DIR, file_md5, load_folder, missing_files
+from core.data.batch_files import ALL_FILES, BATCHES_DIR, damage, file_md5, load_folder, missing_files
 from core.data.dataset import DataCorruptError, DataMissingError, DataStatus, Dataset
 
 # The official archive and its files (the same values as torchvision.datasets.CIFAR10).
@@ -44,11 +44,18 @@ def _root(root: str | os.PathLike | None) -> Path:
 
 
 def cifar10_status(root: str | os.PathLike | None = None) -> DataStatus:
-    """Whether CIFAR-10's batch files are in `root/cifar-10-batches-py/` (cheap: nothing is read)."""
+    """Whether CIFAR-10's batch files are in `root/cifar-10-batches-py/` and look whole (cheap: sizes
+    and two bytes of each file are read, nothing is decoded)."""
     root = _root(root)
     batch_dir = root / BATCHES_DIR
     missing = missing_files(batch_dir)
     if not missing:
+        problems = {name: why for name in ALL_FILES if (why := damage(batch_dir / name))}
+        if problems:
+            listed = "; ".join(f"`{name}` is {why}" for name, why in problems.items())
+            return DataStatus(True, root, f"CIFAR-10 in {batch_dir} is damaged: {listed}. Delete the folder and "
+                              "download CIFAR-10 again (or rebuild your copy), or use the synthetic demo set.",
+                              damaged=tuple(problems))
         return DataStatus(True, root, f"CIFAR-10 found in {batch_dir}")
     if not batch_dir.is_dir():
         return DataStatus(False, root, f"CIFAR-10 not found: {batch_dir} does not exist")

@@ -79,6 +79,11 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DataStatus:
-    present: bool
+    present: bool                   # every batch file is there
     root: Path
     message: str
+    damaged: tuple[str, ...] = ()   # files that are there but cannot be whole (see batch_files.damage)
+
+    @property
+    def usable(self) -> bool:
+        return self.present and not self.damaged

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.atomic_file import file_problem
 from core.train.config import TrainConfig
 from core.runs.store import Run, RunError, RunStateError, RunStore, process_alive
 
@@ -74,13 +75,7 @@ def start_run(store: RunStore, config: TrainConfig | dict[str, Any], name: str |
         run = store.create_run(config, name, max_active=settings.max_active_runs())
     except RunStateError as exc:
         raise JobError(str(exc)) from None
-    try:
-        pid = _launch(store, run, resume=False)
-    except OSError as exc:
-        store.mark_finished(run.id, "failed", f"could not start the training process: {exc}")
-        raise JobError(f"could not start the training process for run {run.label!r}: {exc}") from exc
-    store.set_pid(run.id, pid)
-    return store.get(run.id)
+    return _start_trainer(store, run, resume=False)
 
 
 def request_stop(store: RunStore, run_id: int) -> Run:
@@ -105,11 +100,26 @@ def resume_run(store: RunStore, run_id: int) -> Run:
         store.requeue(run.id, max_active=settings.max_active_runs())
     except RunStateError as exc:
         raise JobError(str(exc)) from None
+    return _start_trainer(store, run, resume=True)
+
+
+def _start_trainer(store: RunStore, run: Run, *, resume: bool) -> Run:
+    """Launch the trainer of a queued run and record its pid; a launch that fails fails the run."""
     try:
-        pid = _launch(store, run, resume=True)
+        pid = _launch(store, run, resume=resume)
     except OSError as exc:
+        # The machine's doing (no space for train.log, a folder it may not write): nothing of the
+        # run is lost, so it stays resumable and says what to fix. Anything else fails it.
+        folder = store.run_dir(run.id)
+        problem = file_problem(exc, Path(exc.filename).parent if exc.filename else folder)
+        if problem is not None:
+            message = (f"Could not {'resume' if resume else 'start'} the training process: {problem.cause}. "
+                       f"{problem.fix}, then Resume.")
+            store.mark_finished(run.id, "interrupted", message)
+            raise JobError(f"run {run.label!r}: {message}") from exc
         store.mark_finished(run.id, "failed", f"could not start the training process: {exc}")
-        raise JobError(f"could not resume run {run.label!r}: {exc}") from exc
+        raise JobError(f"could not {'resume' if resume else 'start'} the training process for run "
+                       f"{run.label!r}: {exc}") from exc
     store.set_pid(run.id, pid)
     return store.get(run.id)
 

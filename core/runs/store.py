@@ -13,6 +13,7 @@ Layout on disk::
     root/<id>/config.json     the run's TrainConfig (TrainConfig.from_json reads it back)
     root/<id>/run.json        name, status, times, device, accuracies (rewritten on each status change)
     root/<id>/last.pt         engine checkpoint: every epoch and on stop (resume starts here)
+    root/<id>/previous.pt     the last.pt before it, until the run completes (resume's fallback)
     root/<id>/best.pt         engine checkpoint with the best test accuracy
     root/<id>/train.log       the trainer's output when it runs in the background
 
@@ -121,6 +122,27 @@ class RunStateError(RunError):
     """The run is in a status that does not allow what was asked (e.g. completed -> running)."""
 
 
+class RunStoreError(RunError):
+    """The store itself cannot be used as asked: a damaged database file, or a read-only folder."""
+
+
+class RunUnreadableError(RunError):
+    """One stored run cannot be read (e.g. its settings are invalid); the others still can."""
+
+
+@dataclass(frozen=True)
+class UnreadableRun:
+    """A stored run that cannot be read, listed with why."""
+    id: int
+    name: str
+    status: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id} {self.name}"
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -145,6 +167,15 @@ class Run:
     steps_per_epoch: int | None = None
     total_steps: int | None = None
     dir: Path = Path()
+    unknown_settings: dict[str, Any] = field(default_factory=dict)  # written by a newer version: kept, unused
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Things worth telling about this run's record."""
+        if not self.unknown_settings:
+            return ()
+        names = ", ".join(sorted(self.unknown_settings))
+        return (f"settings from a newer version of CIFAR Lab are kept but not used here: {names}",)
 
     @property
     def label(self) -> str:
@@ -199,7 +230,13 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
         self.stale_after_s = stale_after_s
-        self._initialise()
+        self.read_only: str | None = None   # why writes are refused, when the store can only be read
+        try:
+            self._initialise()
+        except (sqlite3.OperationalError, OSError) as exc:
+            self._open_read_only(exc)
+        except sqlite3.DatabaseError as exc:
+            raise RunStoreError(_damaged_message(self.db_path, exc)) from None
 
     def _initialise(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -213,6 +250,19 @@ class RunStore:
         finally:
             conn.close()
 
+    def _open_read_only(self, exc: BaseException) -> None:
+        """The folder or the database cannot be written: reading may still work."""
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if not self.db_path.is_file():
+            raise RunStoreError(f"cannot create the run store in {self.root} ({reason}): make the folder "
+                                "writable, or set CIFARLAB_RUNS_DIR to a writable folder") from None
+        self.read_only = reason
+        try:
+            with self._connect() as conn:
+                conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise RunStoreError(_damaged_message(self.db_path, err)) from None
+
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
@@ -220,9 +270,12 @@ class RunStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh connection for one call; closed afterwards. Never shared across threads."""
-        if not self.db_path.exists():  # the folder was removed while we kept this store
-            self._initialise()
-        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        if self.read_only:
+            conn = _connect_read_only(self.db_path)
+        else:
+            if not self.db_path.exists():  # the folder was removed while we kept this store
+                self._initialise()
+            conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -235,6 +288,10 @@ class RunStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction (BEGIN IMMEDIATE: takes the write lock up front)."""
+        if self.read_only:
+            raise RunStoreError(f"the run store in {self.root} is read-only ({self.read_only}): listing runs "
+                                "works, but starting, stopping, renaming or deleting them needs write access. "
+                                "Make the folder writable, or set CIFARLAB_RUNS_DIR to a writable folder.")
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -302,14 +359,24 @@ class RunStore:
         return self._to_run(row)
 
     def list_runs(self) -> list[Run]:
-        """Every run, newest first, as stored (call reconcile() first for fresh liveness)."""
+        """Every readable run, newest first, as stored (call reconcile() first for fresh liveness);
+        unreadable_runs() lists the others."""
+        return [r for r in self._read_all() if isinstance(r, Run)]
+
+    def unreadable_runs(self) -> list[UnreadableRun]:
+        """Stored runs that cannot be read, newest first, each with the reason."""
+        return [r for r in self._read_all() if isinstance(r, UnreadableRun)]
+
+    def _read_all(self) -> list[Run | UnreadableRun]:
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
-        return [self._to_run(r) for r in rows]
-
-    def active_runs(self) -> list[Run]:
-        """Runs that are queued or running, oldest first, as stored."""
-        return sorted((r for r in self.list_runs() if r.is_active), key=lambda r: r.id)
+        out: list[Run | UnreadableRun] = []
+        for row in rows:
+            try:
+                out.append(self._to_run(row))
+            except RunUnreadableError as exc:
+                out.append(UnreadableRun(int(row["id"]), str(row["name"]), str(row["status"]), exc.reason))
+        return out
 
     def statuses(self) -> dict[int, str]:
         """{run id: status} for every run: a cheap way to notice changes."""
@@ -323,7 +390,10 @@ class RunStore:
             rows = conn.execute("SELECT * FROM runs WHERE status IN ('queued', 'running')").fetchall()
         changed = []
         for row in rows:
-            run = self._to_run(row)
+            try:
+                run = self._to_run(row)
+            except RunUnreadableError:
+                continue  # listed as unreadable; it cannot be trained here anyway
             reason = self._gone_reason(run)
             if reason is not None and self._mark_interrupted(run, reason):
                 changed.append(self.get(run.id))
@@ -356,13 +426,14 @@ class RunStore:
         self._write_run_json(run)
         return run
 
-    def mark_running(self, run_id: int, *, pid: int, device: str) -> Run:
-        """A trainer process took the run up: running, with its pid and device. A stop asked for
-        while it was queued stays asked for (the trainer stops at its first check)."""
+    def mark_running(self, run_id: int, *, pid: int, device: str, message: str | None = None) -> Run:
+        """A trainer process took the run up: running, with its pid and device (and `message`, e.g.
+        which checkpoint a resume fell back to). A stop asked for while it was queued stays asked
+        for (the trainer stops at its first check)."""
         now = time.time()
         run = self.get(run_id)
         return self.set_status(
-            run_id, "running", None, pid=pid, device=device, started_at=run.started_at or now,
+            run_id, "running", message, pid=pid, device=device, started_at=run.started_at or now,
             finished_at=None, heartbeat_at=now, attempts=run.attempts + 1,
         )
 
@@ -378,6 +449,17 @@ class RunStore:
         if final_metrics is not None:
             fields["final_metrics"] = final_metrics
         return self.set_status(run_id, status, message, **fields)
+
+    def set_message(self, run_id: int, message: str | None) -> Run:
+        """Change only the run's message (e.g. why a resume attempt could not start): its status,
+        device, times and attempts stay as they were."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE runs SET message = ? WHERE id = ?", (message, int(run_id)))
+            if cur.rowcount == 0:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+        run = self.get(run_id)
+        self._write_run_json(run)
+        return run
 
     def set_pid(self, run_id: int, pid: int) -> None:
         """Record the process that will train a queued run (before it reports itself)."""
@@ -499,20 +581,21 @@ class RunStore:
         return frame.astype({"id": "int64", "run_id": "int64", "step": "int64", "epoch": "int64",
                              "name": "object", "value": "float64", "time": "float64"})
 
-    def last_metric_id(self, run_id: int) -> int:
-        with self._connect() as conn:
-            row = conn.execute("SELECT MAX(id) FROM metrics WHERE run_id = ?", (int(run_id),)).fetchone()
-        return int(row[0] or 0)
-
     # ---- internals ----------------------------------------------------------------------------
     def _to_run(self, row: sqlite3.Row) -> Run:
-        config = _load_config(row["config"])
+        try:
+            config, unknown = TrainConfig.from_stored(row["config"])
+            final_metrics = json.loads(row["final_metrics"]) if row["final_metrics"] else {}
+        except (ConfigError, ValueError, TypeError) as exc:
+            error = RunUnreadableError(f"run #{row['id']} '{row['name']}' cannot be read: {exc}")
+            error.reason = str(exc)
+            raise error from None
         return Run(
             id=int(row["id"]), name=row["name"], status=row["status"], config=config, preset=row["preset"],
             dataset=row["dataset"], device=row["device"], pid=row["pid"], created_at=row["created_at"],
             started_at=row["started_at"], finished_at=row["finished_at"], heartbeat_at=row["heartbeat_at"],
             message=row["message"], best_test_acc=row["best_test_acc"], final_test_acc=row["final_test_acc"],
-            final_metrics=json.loads(row["final_metrics"]) if row["final_metrics"] else {},
+            final_metrics=final_metrics, unknown_settings=unknown,
             stop_requested=bool(row["stop_requested"]), train_seconds=float(row["train_seconds"] or 0.0),
             attempts=int(row["attempts"] or 0), steps_per_epoch=row["steps_per_epoch"],
             total_steps=row["total_steps"], dir=self.run_dir(row["id"]),
@@ -564,19 +647,21 @@ class RunStore:
             pass  # informational copy only; the database is the source of truth
 
 
-def _load_config(text: str) -> TrainConfig:
-    """The stored config. A device this machine lacks (a run recorded on a GPU box, viewed on a
-    laptop) is kept as recorded instead of making the whole store unreadable; training such a
-    run here fails with the device's message."""
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes. A WAL database in a folder we cannot write may lack the
+    files SQLite needs to coordinate readers; then it is read as an unchanging file."""
     try:
-        return TrainConfig.from_json(text)
-    except ConfigError as exc:
-        if exc.field != "device":
-            raise
-        recorded = json.loads(text)
-        config = TrainConfig.from_dict({**recorded, "device": "auto"})
-        object.__setattr__(config, "device", recorded["device"])
-        return config
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, timeout=30.0, isolation_level=None)
+
+
+def _damaged_message(path: Path, exc: BaseException) -> str:
+    return (f"{path} is not a SQLite database ({exc}): it is damaged, or another file has its name. "
+            f"Move it aside (e.g. rename it to {path.name}.damaged): a new, empty run store is then "
+            f"created there, and the run folders beside it (checkpoints, logs) are kept.")
 
 
 def _clean_name(name: str) -> str:

@@ -1,15 +1,24 @@
-"""Train one stored run: the glue between the run store and core.engine.fit.
+"""Train one stored run: the glue between the run store and core.train.engine.fit.
 
     result = run_stored(store, run_id, resume=False, progress=True)
 
 What it does, in order:
-  1. marks the run `running` with this process's pid and the device it trains on;
-  2. loads the dataset named by the config (synthetic or CIFAR-10, roots from core.settings);
-  3. calls engine.fit with callbacks that buffer metrics and write them to the store in small
+  1. when resuming, picks the checkpoint to continue from (checkpoints.find_resume_point: last.pt,
+     or the newest other one that loads). When none does, the run is left as it was (status,
+     device, times, attempts; a requeued run goes back to `interrupted`) with a message naming
+     the files and the choices, and NoUsableCheckpointError is raised: nothing is marked running;
+  2. marks the run `running` with this process's pid and the device it trains on (and, after a
+     fallback, a message saying which checkpoint it resumed from and why);
+  3. loads the dataset named by the config (synthetic or CIFAR-10, core.data.dataset_root);
+  4. calls engine.fit with callbacks (_Callbacks): on_start stores the engine's plan (steps per
+     epoch, total steps); on_step / on_epoch buffer metrics and write them to the store in small
      batched transactions (about once a second, and at every epoch end) together with a
-     heartbeat, and a should_stop that reads the run's stop flag (at most every 0.5 s);
-  4. marks the run completed / stopped / diverged with its final metrics. Any exception marks it
-     `failed` with the message (missing data: the data layer's message) and is re-raised.
+     heartbeat; should_stop reads the run's stop flag (at most every 0.5 s);
+  5. marks the run completed / stopped / diverged with its final metrics. A problem of the
+     machine (a checkpoint that could not be written: full disk, no permission, read-only disk)
+     ends it `interrupted`, resumable, with the cause and the fix; any other exception marks it
+     `failed` with the message (missing data: the data layer's message). Either is re-raised
+     (environment problems as a CheckpointError or EnvironmentProblem: one line, no traceback).
 
 Metric names in the store: on_step's keys as they are (`train_loss`, `train_acc`, one row per
 reported step) and on_epoch's keys prefixed with `epoch_` (`epoch_train_loss`, `epoch_train_acc`,
@@ -23,14 +32,21 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 import time
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from core import data, settings
-from core.train.checkpoints import CheckpointError, load_checkpoint
+from core import data
+from core.atomic_file import file_problem
+from core.train.checkpoints import (CheckpointError, CheckpointWriteError, NoUsableCheckpointError, ResumePoint,
+                                    find_resume_point)
 from core.train.device import describe_device
-from core.runs.store import RunStateError, RunStore
+from core.runs.store import Run, RunError, RunStateError, RunStore
+
+if TYPE_CHECKING:
+    from core.train.engine import Plan
 
 STEP_METRICS = ("train_loss", "train_acc")
 EPOCH_PREFIX = "epoch_"
@@ -41,13 +57,9 @@ HEARTBEAT_EVERY_S = 2.0     # a side thread proves the process is alive even in 
 EpochListener = Callable[[int, int, dict[str, float]], None]
 
 
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Optimiser steps in one epoch, as core.engine counts them (drops a short last batch)."""
-    return max(n_train // batch_size, 1) if n_train >= batch_size else 1
-
-
-def dataset_root(kind: str):
-    return settings.synthetic_root() if kind == "synthetic" else settings.data_root()
+class EnvironmentProblem(RunError):
+    """Training stopped because of the machine (a full disk, a folder it may not write); the run
+    was left `interrupted` and the message says what to fix before Resume."""
 
 
 class _MetricWriter:
@@ -93,6 +105,13 @@ class _Heartbeat(threading.Thread):
             except Exception:  # a busy database must not kill training; the next beat retries
                 pass
 
+    def stop(self) -> None:
+        """No more beats: called before the final status is written, so that a late beat cannot
+        revive the run it just ended (heartbeat() revives an `interrupted` run of this pid)."""
+        self.done.set()
+        if self.is_alive():
+            self.join(timeout=5)
+
 
 class _StopSignals:
     """SIGTERM / first SIGINT -> clean stop; a second SIGINT -> KeyboardInterrupt."""
@@ -117,12 +136,51 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
+class _Callbacks:
+    """engine.fit's callbacks for one stored run: the plan, metric rows, the stop flag."""
+
+    def __init__(self, store: RunStore, run_id: int, writer: _MetricWriter, signals: _StopSignals,
+                 listener: EpochListener | None = None):
+        self.store, self.run_id = store, run_id
+        self.writer, self.signals, self.listener = writer, signals, listener
+        self.stop_checked_at = 0.0
+        self.stop_flag = False
+
+    def on_start(self, plan: Plan) -> None:
+        """The engine's own step counts (engine.Plan) go to the store for progress bars."""
+        self.store.set_plan(self.run_id, steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps)
+
+    def should_stop(self) -> bool:
+        """A signal stops at once; the store's stop flag is read at most every STOP_CHECK_EVERY_S."""
+        if self.signals.requested:
+            return True
+        now = time.monotonic()
+        if now - self.stop_checked_at >= STOP_CHECK_EVERY_S:
+            self.stop_checked_at = now
+            self.stop_flag = self.store.stop_requested(self.run_id)
+        return self.stop_flag
+
+    def on_step(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        now = time.time()  # when the step was reported, not when the row is written
+        self.writer.add([(step, epoch, name, value, now) for name, value in metrics.items()])
+
+    def on_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        now = time.time()
+        writer = self.writer
+        test_acc = metrics.get("test_acc")
+        if test_acc is not None and (writer.best_test_acc is None or test_acc > writer.best_test_acc):
+            writer.best_test_acc = test_acc
+        writer.add([(step, epoch, EPOCH_PREFIX + name, value, now) for name, value in metrics.items()], force=True)
+        if self.listener is not None:
+            self.listener(epoch, step, metrics)
+
+
 def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: bool = False,
                on_epoch: EpochListener | None = None):
     """Train stored run `run_id` in this process; returns engine.FitResult.
 
-    `resume=True` continues from the run's last.pt (from scratch when there is none yet).
-    `on_epoch` is an extra listener (the CLI prints the tutorial's lines with it).
+    `resume=True` continues from the run's newest checkpoint that loads (from scratch when there
+    is none yet). `on_epoch` is an extra listener (the CLI prints the tutorial's lines with it).
     """
     from core.train import engine  # torch is imported here, not when the store is used
 
@@ -135,84 +193,110 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
     cfg = run.config
     try:
         device = describe_device(cfg.device)
-        # Rows logged after the checkpoint are dropped before the run shows as running again,
-        # so a page that starts reading this attempt never sees them.
-        last = store.checkpoint_path(run_id, "last")
-        if resume and last is not None:
-            try:
-                resume_step = int(load_checkpoint(last)["step"])
-            except (CheckpointError, KeyError) as exc:
-                raise CheckpointError(f"cannot resume run #{run_id}: {exc}") from exc
-        else:
-            resume, resume_step = False, -1  # (re)starting from scratch: no stale rows
-    except (ValueError, CheckpointError) as exc:
+    except ValueError as exc:  # a device this machine lacks (DeviceError)
         store.mark_running(run_id, pid=os.getpid(), device=cfg.device)
         store.mark_finished(run_id, "failed", str(exc))
         raise
-    store.truncate_metrics(run_id, after_step=resume_step)
-    store.mark_running(run_id, pid=os.getpid(), device=device)
-    writer = _MetricWriter(store, run_id, run.train_seconds if resume else 0.0,
-                           run.best_test_acc if resume else None)
+    point = _resume_point(store, run) if resume else None
+    # Rows logged after the checkpoint are dropped before the run shows as running again,
+    # so a page that starts reading this attempt never sees them.
+    store.truncate_metrics(run_id, after_step=point.step if point is not None else -1)
+    note = point.note if point is not None else None
+    store.mark_running(run_id, pid=os.getpid(), device=device, message=note)
+    writer = _MetricWriter(store, run_id, run.train_seconds if point is not None else 0.0,
+                           run.best_test_acc if point is not None else None)
     beat = _Heartbeat(writer)
     beat.start()
     try:
         with _StopSignals() as signals:
-            dataset = data.load_dataset(cfg.dataset, dataset_root(cfg.dataset))
-            n_train = min(len(dataset.train.labels), cfg.train_subset or len(dataset.train.labels))
-            per_epoch = steps_per_epoch(n_train, cfg.batch_size)
-            store.set_plan(run_id, steps_per_epoch=per_epoch, total_steps=per_epoch * cfg.epochs)
-            checked = {"at": 0.0, "stop": False}
-
-            def should_stop() -> bool:
-                if signals.requested:
-                    return True
-                now = time.monotonic()
-                if now - checked["at"] >= STOP_CHECK_EVERY_S:
-                    checked["at"] = now
-                    checked["stop"] = store.stop_requested(run_id)
-                return checked["stop"]
-
-            def on_step(step: int, epoch: int, metrics: dict[str, float]) -> None:
-                now = time.time()  # when the step was reported, not when the row is written
-                writer.add([(step, epoch, name, value, now) for name, value in metrics.items()])
-
-            def on_epoch_end(epoch: int, step: int, metrics: dict[str, float]) -> None:
-                now = time.time()
-                test_acc = metrics.get("test_acc")
-                if test_acc is not None and (writer.best_test_acc is None or test_acc > writer.best_test_acc):
-                    writer.best_test_acc = test_acc
-                writer.add([(step, epoch, EPOCH_PREFIX + name, value, now) for name, value in metrics.items()],
-                           force=True)
-                if on_epoch is not None:
-                    on_epoch(epoch, step, metrics)
-
-            result = engine.fit(cfg, dataset, store.run_dir(run_id), on_step=on_step, on_epoch=on_epoch_end,
-                                should_stop=should_stop, resume=resume, progress=progress)
+            dataset = data.load_dataset(cfg.dataset)  # read from data.dataset_root(cfg.dataset)
+            calls = _Callbacks(store, run_id, writer, signals, on_epoch)
+            result = engine.fit(cfg, dataset, store.run_dir(run_id), on_start=calls.on_start,
+                                on_step=calls.on_step, on_epoch=calls.on_epoch, should_stop=calls.should_stop,
+                                resume=point is not None, resume_from=point, progress=progress)
         writer.flush()
+        beat.stop()
         final = dict(result.final or {})
-        store.mark_finished(run_id, result.status, result.message, best_test_acc=result.best_test_acc,
+        message = f"{result.message} ({note})" if note else result.message
+        store.mark_finished(run_id, result.status, message, best_test_acc=result.best_test_acc,
                             final_test_acc=final.get("test_acc"),
                             final_metrics={**final, "epoch": result.epoch, "step": result.step,
                                            "train_seconds": writer.train_seconds()})
         return result
     except KeyboardInterrupt:
-        _finish_after_error(store, run_id, writer, "interrupted",
+        _finish_after_error(store, run_id, writer, beat, "interrupted",
                             "Interrupted by Ctrl+C; resume continues from the last checkpoint.")
         raise
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, data.DataError) else f"{type(exc).__name__}: {exc}"
-        _finish_after_error(store, run_id, writer, "failed", message)
-        raise
+        problem = environment_problem(exc, store.run_dir(run_id))
+        if problem is None:
+            message = str(exc) if isinstance(exc, data.DataError) else f"{type(exc).__name__}: {exc}"
+            _finish_after_error(store, run_id, writer, beat, "failed", message)
+            raise
+        _finish_after_error(store, run_id, writer, beat, "interrupted", problem)
+        if isinstance(exc, (CheckpointError, RunError)):
+            raise
+        raise EnvironmentProblem(problem) from exc
     finally:
-        beat.done.set()
-        beat.join(timeout=5)
+        beat.stop()
 
 
-def _finish_after_error(store: RunStore, run_id: int, writer: _MetricWriter, status: str, message: str) -> None:
+def _resume_point(store: RunStore, run: Run) -> ResumePoint | None:
+    """The checkpoint to resume `run` from (None: there is none yet, start from the beginning).
+
+    When there are checkpoints but none can be resumed from, the stored run stays as it was,
+    except for its message (and a run requeued for this attempt goes back to `interrupted`, so
+    it is not left waiting for a process that gave up), and NoUsableCheckpointError is raised.
+    """
+    try:
+        return find_resume_point(store.run_dir(run.id), model=run.config.model)
+    except NoUsableCheckpointError as exc:
+        message = (f"Cannot resume: {exc} Nothing was changed: the run is kept as it was. To train these "
+                   f"settings again, create a new run with them; or delete this run.")
+        try:
+            if store.get(run.id).status == "queued":
+                store.set_status(run.id, "interrupted", message)
+            else:
+                store.set_message(run.id, message)
+        except RunError:
+            pass  # the message matters less than the error below
+        raise NoUsableCheckpointError(message, exc.folder, exc.tried) from exc
+
+
+def environment_problem(exc: BaseException, run_dir: Path) -> str | None:
+    """The message for a run stopped by the machine rather than by its own code (a checkpoint
+    or another file that could not be written, a run database on a full or read-only disk), with
+    the cause and the fix; None for anything else."""
+    if isinstance(exc, CheckpointWriteError):
+        return str(exc)
+    then = "then Resume: the run continues from its last good checkpoint"
+    if isinstance(exc, OSError):
+        where = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else run_dir
+        problem = file_problem(exc, where.parent if where != run_dir else run_dir)
+        # A full disk is one wherever it is; "not writable" only describes our own folders (a
+        # data file this user may not *read* raises EACCES too, and is not this kind of problem).
+        ours = where == run_dir or run_dir.parent in where.parents
+        if problem is None or (problem.kind != "full" and not ours):
+            return None
+        return f"Training stopped: {problem.cause}. {problem.fix}, {then}."
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "disk is full" in text:
+            return (f"Training stopped: the run database could not be written ({exc}); the disk holding "
+                    f"{run_dir.parent} may be full. Free some space there, {then}.")
+        if "readonly" in text or "read-only" in text:
+            return (f"Training stopped: the run database could not be written ({exc}). Make "
+                    f"{run_dir.parent} and its runs.sqlite writable, {then}.")
+    return None
+
+
+def _finish_after_error(store: RunStore, run_id: int, writer: _MetricWriter, beat: _Heartbeat,
+                        status: str, message: str) -> None:
     try:
         writer.flush()
     except Exception:
         pass
+    beat.stop()
     try:
         store.mark_finished(run_id, status, message)
     except Exception:

@@ -1,12 +1,20 @@
-"""One validated, frozen TrainConfig per run, and the named presets.
+"""One validated, frozen TrainConfig per run, the description of its settings, and the presets.
 
     cfg = TrainConfig(model="cpu_cnn", lr=0.1, ...)     # ConfigError(field, message) when invalid
     cfg = PRESETS["cpu_cnn"].config.replace(epochs=3)    # presets are starting points
     cfg = TrainConfig.from_json(cfg.to_json())           # exact round trip; unknown keys refused
     cfg = TrainConfig.smoke()                            # tiny: 512 synthetic images, 1 epoch, CPU
+    for spec in config_fields(): ...                     # every setting: label, help, kind, bounds…
+
+Each field of TrainConfig describes itself (its `dataclasses.field` metadata, read back as a
+FieldSpec by `config_fields()`): label, one-sentence help, unit, kind, choices and bounds, and
+where it belongs in a form. The command line (core.cli) and the dashboard's Training form are
+generated from that, and `__post_init__` validates every value against it. Validation checks
+values only, never this machine: whether `device` exists here is asked when a run starts
+(core.train.device.resolve_device), so a run recorded on a GPU machine reads fine on a laptop.
 
 Learning-rate schedules (`schedule`, with `warmup` = fraction of all steps; the multiplier of
-`lr` is computed per optimiser step by core.engine.lr_factor):
+`lr` is computed per optimiser step by core.train.engine.lr_factor):
 
     constant       lr throughout (after the optional warmup)
     onecycle       rise linearly from 0.1 * lr to lr over the warmup fraction, then fall
@@ -18,7 +26,7 @@ Precision (`precision`): "bf16" runs each training step's forward pass under bfl
 (weights, gradients and optimiser state stay float32); "fp32" runs plain float32; "auto" picks
 bf16 on CUDA and on CPUs with native bfloat16 matrix instructions (AVX512-BF16 or AMX, where it
 measured 1.9x faster for the MLP and 1.35x for cpu_cnn), float32 elsewhere (see
-core.engine.resolve_precision). Test evaluation on a CPU is always float32.
+core.train.engine.resolve_precision). Test evaluation on a CPU is always float32.
 
 `lr` is the rate for the mean loss over a batch. Optimisers: "adam", "adamw" (decoupled weight
 decay), "sgd" (always with Nesterov momentum `momentum`; weight decay added to the gradient).
@@ -26,19 +34,35 @@ decay), "sgd" (always with Nesterov momentum `momentum`; weight decay added to t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.train.device import resolve_device
+from core.data import KINDS as DATASET_KINDS
+from core.train.device import DEVICE_CHOICES
 from core.train.models import MODELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "linear_decay", "cosine")
-DATASETS = ("cifar10", "synthetic")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DATASETS = tuple(DATASET_KINDS)
 PRECISIONS = ("auto", "fp32", "bf16")
+
+# Upper bounds: far above any sensible run, low enough that every value fits SQLite's 64-bit
+# integers, torch's seeds and a progress bar.
+MAX_BATCH_SIZE = 65_536
+MAX_EPOCHS = 10_000
+MAX_IMAGES = 10_000_000
+MAX_SEED = 2**32 - 1
+MAX_LOG_EVERY = 1_000_000
+
+# What a field holds. "optional_int" and "text" may also be None (FieldSpec.none_means says what
+# None stands for).
+KINDS = ("choice", "int", "float", "bool", "optional_int", "text")
+# Where a field belongs in a form, in display order.
+GROUPS = ("Model and data", "Optimiser", "Schedule", "Augmentation and tricks", "Run")
+MODEL_DATA, OPTIMISER, SCHEDULE, TRICKS, RUN = GROUPS
 
 
 class ConfigError(ValueError):
@@ -51,97 +75,220 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class FieldSpec:
+    """How one TrainConfig field describes itself (see `config_fields()`)."""
+
+    name: str                       # the TrainConfig field
+    label: str                      # a short label for a form ("Batch size")
+    help: str                       # one plain sentence
+    kind: str                       # one of KINDS
+    group: str                      # one of GROUPS
+    default: Any                    # TrainConfig()'s value (the tutorial's recipe)
+    choices: tuple[str, ...] = ()   # kind "choice": the allowed values
+    unit: str = ""                  # "images", "pixels", ... ("" when the number has none)
+    minimum: float | None = None    # bounds of a number (None: unbounded)
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # True: the bound itself is not allowed
+    exclusive_maximum: bool = False
+    cap: float | None = None        # a sane upper limit (not a law of the setting): values above are refused
+    none_means: str = ""            # optional kinds: what None stands for ("all", with the unit: "all images")
+    step: float | None = None       # a sensible increment for a number (a form's +/- buttons)
+    advanced: bool = False          # less used: a form may tuck it away
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or self.group not in GROUPS or bool(self.choices) != (self.kind == "choice"):
+            raise ValueError(f"bad field description for {self.name!r}: kind {self.kind!r}, group {self.group!r}")
+
+    @property
+    def flag(self) -> str:
+        """The command-line option: '--batch-size'."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def optional(self) -> bool:
+        """Whether None is a valid value (it means `none_means`)."""
+        return self.kind in ("optional_int", "text")
+
+    @property
+    def is_number(self) -> bool:
+        return self.kind in ("int", "float", "optional_int")
+
+    def show(self, value: Any) -> str:
+        """A value as messages and help texts write it: 0.0001, 16, True, 'all'."""
+        if value is None:
+            return self.none_means or "None"
+        if isinstance(value, float) and not isinstance(value, bool):
+            return f"{value:g}"
+        return str(value)
+
+    def bounds_text(self) -> str:
+        """The allowed range in words: '> 0', '>= 1', 'in [0, 1)', 'between 0 and 16' ('' if unbounded)."""
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            if not (self.exclusive_minimum or self.exclusive_maximum):
+                return f"between {lo:g} and {hi:g}"
+            return f"in {'(' if self.exclusive_minimum else '['}{lo:g}, {hi:g}{')' if self.exclusive_maximum else ']'}"
+        if lo is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {lo:g}"
+        if hi is not None:
+            return f"{'<' if self.exclusive_maximum else '<='} {hi:g}"
+        return ""
+
+    def range_text(self) -> str:
+        """Everything allowed, for help texts: '>= 1, at most 10,000' ('' if unbounded)."""
+        number_cap = self.cap_text().removesuffix(f" {self.unit}") if self.unit else self.cap_text()
+        return ", ".join(filter(None, (self.bounds_text(), number_cap)))
+
+    def cap_text(self) -> str:
+        """'at most 10,000 epochs' ('' when the field has no cap)."""
+        if self.cap is None:
+            return ""
+        number = f"{int(self.cap):,}" if float(self.cap).is_integer() else f"{self.cap:g}"
+        return f"at most {number}" + (f" {self.unit}" if self.unit else "")
+
+    def _allowed(self) -> str:
+        """The range as an error message says it: 'between 0 and 16 pixels', 'at least 1 or None (all images)'."""
+        lo, hi = self.minimum, self.maximum
+        if self.optional and lo is not None and hi is None and not self.exclusive_minimum:
+            return f"at least {lo:g} or None ({' '.join(filter(None, (self.none_means, self.unit)))})"
+        closed = lo is not None and hi is not None and not (self.exclusive_minimum or self.exclusive_maximum)
+        return self.bounds_text() + (f" {self.unit}" if closed and self.unit else "")
+
+    def check(self, value: Any) -> Any:
+        """`value` as the config stores it (ints become floats for float fields); ConfigError if invalid."""
+        if value is None and self.optional:
+            return None
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ConfigError(self.name, f"must be one of {', '.join(self.choices)}, got {value!r}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(self.name, f"must be true or false, got {value!r}")
+            return value
+        if self.kind == "text":
+            if not isinstance(value, str):
+                raise ConfigError(self.name, f"must be text or None ({self.none_means}), got {value!r}")
+            return value
+        if self.kind == "float":
+            # Accept ints where floats are meant (JSON writes 1.0 as 1 in some tools) and store floats.
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(self.name, f"must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(self.name, f"must be a finite number, got {value!r}")
+            value = float(value)
+        elif isinstance(value, bool) or not isinstance(value, int):  # int, optional_int
+            raise ConfigError(self.name, f"must be a whole number, got {value!r}")
+        lo, hi = self.minimum, self.maximum
+        if ((lo is not None and (value <= lo if self.exclusive_minimum else value < lo))
+                or (hi is not None and (value >= hi if self.exclusive_maximum else value > hi))):
+            raise ConfigError(self.name, f"must be {self._allowed()}, got {self.show(value)}")
+        if self.cap is not None and value > self.cap:
+            raise ConfigError(self.name, f"must be {self.cap_text()}, got {self.show(value)}")
+        return value
+
+
+def _setting(default: Any, label: str, help: str, kind: str, group: str, **more: Any) -> Any:
+    """A TrainConfig field that describes itself (read back by config_fields())."""
+    return dataclasses.field(default=default, metadata={"spec": dict(label=label, help=help, kind=kind,
+                                                                     group=group, **more)})
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. The defaults are the tutorial's recipe."""
 
-    model: str = "tutorial_mlp"          # a name from core.models.MODELS
-    optimizer: str = "adam"              # adam | adamw | sgd (Nesterov)
-    lr: float = 1e-4                     # peak learning rate, for the mean loss of a batch
-    schedule: str = "constant"           # constant | onecycle | linear_decay | cosine
-    warmup: float = 0.0                  # fraction of all steps spent warming up, [0, 1)
-    batch_size: int = 16                 # images per optimiser step
-    epochs: int = 10                     # passes over the training images
-    weight_decay: float = 0.0            # L2 (sgd, adam) or decoupled (adamw)
-    momentum: float = 0.9                # sgd: Nesterov momentum; adam(w): beta1
-    label_smoothing: float = 0.0         # [0, 1)
-    augment: bool = False                # random crop (reflect padding) + horizontal flip
-    crop_padding: int = 4                # pixels of reflect padding for the random crop; 0 = flip only
-    alternate_flip: bool = False         # with augment: mirror each image every other epoch (airbench)
-    tta: bool = False                    # test-time augmentation: average logits with the mirror image
-    ema: bool = False                    # evaluate an exponential moving average of the weights
-    ema_decay: float = 0.99              # per optimiser step, (0, 1)
-    whiten_init: bool = False            # set a conv net's first layer from 2x2 patch statistics (frozen)
-    whiten_bias_epochs: int = 3          # with whiten_init: epochs the stem's bias learns, then frozen
-    bias_lr_scale: float = 1.0           # lr multiplier for biases and batch-norm shifts (sgd)
-    seed: int = 0                        # seeds weights, shuffling and augmentation
-    device: str = "auto"                 # auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)
-    dataset: str = "cifar10"             # cifar10 | synthetic
-    train_subset: int | None = None      # use only the first N training images (None: all)
-    test_subset: int | None = None       # evaluate on the first N test images (None: all)
-    log_every: int = 50                  # optimiser steps between on_step reports
-    preset: str | None = None            # name of the preset this config started from
-    compile: bool = False                # torch.compile the model (CUDA only; ignored elsewhere)
-    precision: str = "auto"              # auto | fp32 | bf16: training steps' arithmetic (see below)
+    model: str = _setting(
+        "tutorial_mlp", "Model", "The network to train: the tutorial's MLP, a small CNN sized for a CPU or a "
+        "speed-run CNN for a GPU.", "choice", MODEL_DATA, choices=tuple(MODELS))
+    optimizer: str = _setting(
+        "adam", "Optimizer", "How the weights follow their gradients: Adam, AdamW (decoupled weight decay) "
+        "or SGD with Nesterov momentum.", "choice", OPTIMISER, choices=OPTIMIZERS)
+    lr: float = _setting(
+        1e-4, "Learning rate", "The peak learning rate, for the mean loss over a batch.", "float", OPTIMISER,
+        minimum=0, exclusive_minimum=True, step=1e-4)
+    schedule: str = _setting(
+        "constant", "LR schedule", "How the learning rate changes over the run: constant, one-cycle, "
+        "linear decay to 0 or a half cosine to 0.", "choice", SCHEDULE, choices=SCHEDULES)
+    warmup: float = _setting(
+        0.0, "Warm-up fraction", "The fraction of all steps spent raising the learning rate at the start.",
+        "float", SCHEDULE, minimum=0, maximum=1, exclusive_maximum=True, step=0.05, advanced=True)
+    batch_size: int = _setting(
+        16, "Batch size", "How many images each optimiser step learns from.", "int", OPTIMISER,
+        unit="images", minimum=1, cap=MAX_BATCH_SIZE)
+    epochs: int = _setting(
+        10, "Epochs", "How many passes over the training images the run makes.", "int", SCHEDULE, minimum=1,
+        cap=MAX_EPOCHS)
+    weight_decay: float = _setting(
+        0.0, "Weight decay", "How strongly the weights are pulled towards zero (added to the gradient for "
+        "SGD and Adam, decoupled for AdamW).", "float", OPTIMISER, minimum=0, cap=1, step=1e-4)
+    momentum: float = _setting(
+        0.9, "Momentum / β1", "SGD's Nesterov momentum, or Adam's β1.", "float", OPTIMISER,
+        minimum=0, maximum=1, exclusive_maximum=True, step=0.05, advanced=True)
+    label_smoothing: float = _setting(
+        0.0, "Label smoothing", "The share of each target's probability spread evenly over all classes.",
+        "float", TRICKS, minimum=0, maximum=1, exclusive_maximum=True, step=0.05)
+    augment: bool = _setting(
+        False, "Augment images", "Randomly crop (with reflect padding) and mirror each training batch; test "
+        "images are never augmented.", "bool", TRICKS)
+    crop_padding: int = _setting(
+        4, "Crop padding", "Pixels of reflect padding for the random crop; 0 mirrors only.", "int", TRICKS,
+        unit="pixels", minimum=0, maximum=16, advanced=True)
+    alternate_flip: bool = _setting(
+        False, "Alternate flips", "With augmentation, mirror each image every other epoch instead of at "
+        "random (as airbench does).", "bool", TRICKS, advanced=True)
+    tta: bool = _setting(
+        False, "Flip at test time (TTA)", "Score each test image by averaging the model's outputs for it and "
+        "for its mirror image.", "bool", TRICKS, advanced=True)
+    ema: bool = _setting(
+        False, "Weight averaging (EMA)", "Evaluate an exponential moving average of the weights instead of "
+        "the weights themselves.", "bool", TRICKS, advanced=True)
+    ema_decay: float = _setting(
+        0.99, "EMA decay", "How much of the weight average each optimiser step keeps.", "float", TRICKS,
+        minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True, step=0.01, advanced=True)
+    whiten_init: bool = _setting(
+        False, "Whitening stem", "Set a conv net's first layer from 2x2 patch statistics of the training "
+        "images, and freeze its weights.", "bool", TRICKS, advanced=True)
+    whiten_bias_epochs: int = _setting(
+        3, "Whitening bias epochs", "With the whitening stem, the epochs its bias keeps learning before it "
+        "is frozen too.", "int", TRICKS, unit="epochs", minimum=0, cap=MAX_EPOCHS, advanced=True)
+    bias_lr_scale: float = _setting(
+        1.0, "Bias LR multiplier", "The learning rate's multiplier for biases and batch-norm shifts (SGD).",
+        "float", OPTIMISER, minimum=0, exclusive_minimum=True, cap=1000, step=1.0, advanced=True)
+    seed: int = _setting(
+        0, "Seed", "Seeds the initial weights, the shuffling and the augmentation.", "int", RUN, minimum=0,
+        cap=MAX_SEED)
+    device: str = _setting(
+        "auto", "Device", "Where to train; auto takes CUDA, then MPS, then the CPU.", "choice", RUN,
+        choices=DEVICE_CHOICES)
+    dataset: str = _setting(
+        "cifar10", "Dataset", "The images to learn: CIFAR-10 or the synthetic demo set (works offline).",
+        "choice", MODEL_DATA, choices=DATASETS)
+    train_subset: int | None = _setting(
+        None, "Training images", "Train on only the first N training images.", "optional_int", MODEL_DATA,
+        unit="images", minimum=1, cap=MAX_IMAGES, none_means="all")
+    test_subset: int | None = _setting(
+        None, "Test images", "Evaluate on only the first N test images.", "optional_int", MODEL_DATA,
+        unit="images", minimum=1, cap=MAX_IMAGES, none_means="all", advanced=True)
+    log_every: int = _setting(
+        50, "Report loss every N steps", "How many optimiser steps pass between training-loss reports.",
+        "int", RUN, unit="steps", minimum=1, cap=MAX_LOG_EVERY, advanced=True)
+    preset: str | None = _setting(
+        None, "Preset", "The name of the preset this config started from.", "text", RUN, none_means="no preset")
+    compile: bool = _setting(
+        False, "Compile the model", "Compile the model with torch.compile (CUDA only; ignored elsewhere).",
+        "bool", RUN, advanced=True)
+    precision: str = _setting(
+        "auto", "Precision", "The arithmetic of training steps: auto takes bf16 where the hardware has it "
+        "and fp32 elsewhere.", "choice", RUN, choices=PRECISIONS, advanced=True)
 
     def __post_init__(self) -> None:
-        # Accept ints where floats are meant (JSON writes 1.0 as 1 in some tools) and store floats.
-        for name in ("lr", "warmup", "weight_decay", "momentum", "label_smoothing", "ema_decay",
-                     "bias_lr_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(name, f"must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ConfigError(name, f"must be a finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        for name in ("batch_size", "epochs", "seed", "log_every", "crop_padding", "whiten_bias_epochs"):
-            _check_int(name, getattr(self, name))
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            if value is not None:
-                _check_int(name, value)
-                if value < 1:
-                    raise ConfigError(name, f"must be at least 1 or None (all images), got {value}")
-        for name in ("augment", "alternate_flip", "tta", "ema", "whiten_init", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
-        _check_choice("model", self.model, tuple(MODELS))
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        if self.lr <= 0:
-            raise ConfigError("lr", f"must be > 0, got {self.lr:g}")
-        if not 0 <= self.warmup < 1:
-            raise ConfigError("warmup", f"must be in [0, 1), got {self.warmup:g}")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", f"must be >= 1, got {self.batch_size}")
-        if self.epochs < 1:
-            raise ConfigError("epochs", f"must be >= 1, got {self.epochs}")
-        if self.weight_decay < 0:
-            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay:g}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum:g}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError("label_smoothing", f"must be in [0, 1), got {self.label_smoothing:g}")
-        if not 0 < self.ema_decay < 1:
-            raise ConfigError("ema_decay", f"must be in (0, 1), got {self.ema_decay:g}")
-        if self.bias_lr_scale <= 0:
-            raise ConfigError("bias_lr_scale", f"must be > 0, got {self.bias_lr_scale:g}")
-        if not 0 <= self.crop_padding <= 16:
-            raise ConfigError("crop_padding", f"must be between 0 and 16 pixels, got {self.crop_padding}")
-        if self.whiten_bias_epochs < 0:
-            raise ConfigError("whiten_bias_epochs", f"must be >= 0, got {self.whiten_bias_epochs}")
-        if self.seed < 0:
-            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
-        if self.log_every < 1:
-            raise ConfigError("log_every", f"must be >= 1, got {self.log_every}")
-        if self.preset is not None and not isinstance(self.preset, str):
-            raise ConfigError("preset", f"must be a preset name or None, got {self.preset!r}")
-        try:
-            resolve_device(self.device)
-        except ValueError as exc:
-            raise ConfigError("device", str(exc)) from None
+        for spec in config_fields():
+            value = getattr(self, spec.name)
+            checked = spec.check(value)
+            if checked is not value:
+                object.__setattr__(self, spec.name, checked)
+        # Rules across fields go here; none so far (e.g. crop_padding without augment is merely unused).
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +306,22 @@ class TrainConfig:
                 f"unknown setting(s) {', '.join(map(repr, unknown))}; known settings: {', '.join(sorted(known))}",
             )
         return cls(**data)
+
+    @classmethod
+    def from_stored(cls, text: str) -> tuple["TrainConfig", dict[str, Any]]:
+        """A stored config's JSON -> (config, settings this version does not know).
+
+        A newer version may have written settings this one lacks: they are returned (to keep and
+        report) instead of refused. Invalid JSON or values still raise ConfigError.
+        """
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError("config", f"is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"must be a dict of settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known}), {k: v for k, v in data.items() if k not in known}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -187,14 +350,23 @@ class TrainConfig:
         return base.replace(**changes) if changes else base
 
 
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
+@functools.cache
+def _field_specs() -> tuple[FieldSpec, ...]:
+    specs = [FieldSpec(name=f.name, default=f.default, **f.metadata["spec"]) for f in fields(TrainConfig)]
+    return tuple(sorted(specs, key=lambda spec: GROUPS.index(spec.group)))  # stable: field order within a group
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+def config_fields() -> list[FieldSpec]:
+    """Every TrainConfig field's description, in display order (by GROUPS, then field order)."""
+    return list(_field_specs())
+
+
+def field_spec(name: str) -> FieldSpec:
+    """The description of one field; KeyError for a name that is not a TrainConfig field."""
+    for spec in _field_specs():
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
 
 
 # ---- presets ---------------------------------------------------------------------------------

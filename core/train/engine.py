@@ -1,17 +1,24 @@
 """The training engine: the tutorial's loop, made fast, observable, stoppable and resumable.
 
-    result = fit(cfg, dataset, run_dir, on_step=..., on_epoch=..., should_stop=..., resume=False)
+    result = fit(cfg, dataset, run_dir, on_start=..., on_step=..., on_epoch=..., should_stop=..., resume=False)
 
 The PyTorch "Training a Classifier" tutorial in five parts, and where each lives here:
 
-    1. Load and normalise CIFAR-10     core.data (decode once) + core.batches (normalise on the device)
-    2. Define a network                core.models.build_model(cfg.model)
-    3. Define a loss and an optimiser  make_optimizer() and the CrossEntropyLoss in fit()
-    4. Train the network               the loop in fit(): zero grads, forward, loss, backward, step
-    5. Test the network                evaluate(), after every epoch, on the test split
+    1. Load and normalise CIFAR-10     core.data (decode once) + core.data.images (normalise on the device)
+    2. Define a network                core.train.models.build_model(cfg.model)
+    3. Define a loss and an optimiser  make_optimizer() and the CrossEntropyLoss (_Trainer set-up)
+    4. Train the network               _Trainer.train_one_epoch: zero grads, forward, loss, backward, step
+    5. Test the network                evaluate(), after every epoch (_Trainer.end_of_epoch), on the test split
+
+fit() reads top to bottom: set up (parts 1-3), restore from the newest good checkpoint when
+resuming, then (_train) per epoch train_one_epoch (finished / stopped / diverged) and end_of_epoch
+(train metrics, test, report, checkpoints). Where the run stands is a small TrainingState; checkpoint_payload() saves it.
 
 Reporting (no printing; only tqdm bars on stderr when progress=True):
 
+    on_start(Plan)                                           once, before training: steps_per_epoch,
+                                                            total_steps, epochs, train_images,
+                                                            test_images, device, precision
     on_step(step, epoch, {"train_loss", "train_acc"})       every cfg.log_every optimiser steps,
                                                             means since the previous report
     on_epoch(epoch, step, {"train_loss", "train_acc", "test_loss", "test_acc",
@@ -27,18 +34,22 @@ Arithmetic: cfg.precision (resolve_precision): bf16 autocast for training steps 
 CPUs with native bf16, float32 otherwise; evaluation is float32 on a CPU. Conv nets use
 channels_last memory on CPU and CUDA; cfg.compile wraps the model in torch.compile on CUDA.
 
-Checkpoints (core.checkpoints, loadable with weights_only=True): run_dir/last.pt at each epoch
-end and on stop, run_dir/best.pt whenever test accuracy improves. resume=True continues from
-last.pt exactly: same batches, same augmentation, same learning rates, same total step count.
+Checkpoints (core.train.checkpoints, loadable with weights_only=True): run_dir/last.pt at each epoch
+end and on stop (the one it replaces stays as previous.pt until the run completes), run_dir/best.pt,
+a file of its own, whenever test accuracy improves. resume=True continues from last.pt exactly:
+same batches, same augmentation, same learning rates, same total step count; when last.pt cannot
+be read, from the newest checkpoint that can (checkpoints.find_resume_point). A checkpoint the
+machine refuses to write (full disk, no permission) raises CheckpointWriteError saying what Resume
+will continue from; the files already there are untouched. Temporary files a kill left behind are
+removed when fit starts and when it ends.
 """
 from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,7 +59,8 @@ from torch import nn
 
 from core.data.images import normalize
 from core.train import batches as batch_path
-from core.train.checkpoints import load_checkpoint, save_checkpoint
+from core.train.checkpoints import (PREVIOUS, CheckpointWriteError, ResumePoint, checkpoint_bytes,
+                                    find_resume_point, remove_temporary_checkpoints, write_checkpoint)
 from core.train.config import TrainConfig
 from core.train.device import resolve_device
 from core.train.models import build_model
@@ -73,7 +85,7 @@ class FitResult:
 # ---- pieces -------------------------------------------------------------------------------
 
 def lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Multiplier of cfg.lr for optimiser step `step` (0-based) of `total_steps` (see core.config)."""
+    """Multiplier of cfg.lr for optimiser step `step` (0-based) of `total_steps` (see core.train.config)."""
     t = step / max(total_steps, 1)
     warm = cfg.warmup
     if warm > 0 and t < warm:
@@ -212,232 +224,391 @@ def _rng_state(batches: batch_path.BatchIterator, mid_epoch: bool, device: torch
     return state
 
 
-def _publish_best(last_path: Path, best_path: Path, data: dict[str, Any]) -> None:
-    """best.pt = the last.pt just written: a hard link renamed into place (no second write),
-    or a full save where the file system has no hard links."""
-    tmp = best_path.with_name(f".{best_path.name}.link.tmp")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(last_path, tmp)
-        os.replace(tmp, best_path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        save_checkpoint(best_path, data)
+# ---- the plan and the training state ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """What fit() is about to do, counted by its own batch iterator (given once to on_start)."""
+    steps_per_epoch: int      # optimiser steps in one epoch (a short last batch is dropped)
+    total_steps: int          # steps_per_epoch * epochs: the length of the learning-rate schedule
+    epochs: int
+    train_images: int         # after cfg.train_subset
+    test_images: int          # after cfg.test_subset
+    device: str               # e.g. "cpu" or "cuda:0"
+    precision: str            # of the training steps: "bf16" | "fp32"
+
+
+@dataclass
+class EpochSums:
+    """Summed training loss, correct predictions and images seen over part of an epoch."""
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands: with the built objects, all that last.pt must remember."""
+    epoch_done: int = 0                # epochs completed
+    step: int = 0                      # optimiser steps since the run began
+    step_in_epoch: int = 0             # steps into the epoch in progress
+    best_acc: float | None = None      # best test accuracy so far
+    metrics: dict[str, float] = field(default_factory=dict)     # the last finished epoch's
+    elapsed_before: float = 0.0        # seconds spent in earlier sessions (resume)
+    carried: EpochSums = field(default_factory=EpochSums)       # a resumed epoch's first part
+
+
+class _EpochRun:
+    """One pass through an epoch's batches: its running sums stay on the device until read."""
+
+    def __init__(self, epoch: int, device: torch.device):
+        self.epoch = epoch                    # 1-based
+        self.started = time.perf_counter()
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.seen = 0
+        self.window_loss = torch.zeros((), device=device)   # since the previous on_step report
+        self.window_correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.window_seen = 0
+        self.outcome = "running"              # then "finished" | "stopped" | "diverged"
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Count one batch (its detached mean loss and logits): device arithmetic, no sync."""
+        n = len(y)
+        batch_loss = loss * n
+        batch_correct = (logits.argmax(1) == y).sum()
+        self.loss_sum += batch_loss
+        self.correct += batch_correct
+        self.window_loss += batch_loss
+        self.window_correct += batch_correct
+        self.seen += n
+        self.window_seen += n
+
+    def take_window(self) -> tuple[float, float]:
+        """Mean loss and accuracy since the previous report; starts the next window."""
+        mean_loss = self.window_loss.item() / self.window_seen      # .item(): sync point (report)
+        mean_acc = self.window_correct.item() / self.window_seen    # .item(): sync point (report)
+        self.window_loss.zero_()
+        self.window_correct.zero_()
+        self.window_seen = 0
+        return mean_loss, mean_acc
+
+    def end(self, outcome: str) -> "_EpochRun":
+        self.outcome = outcome
+        return self
+
+
+# ---- the trainer: set up, restore, train one epoch, end of epoch, checkpoint payload -------
+
+class _Trainer:
+    """The objects one fit() call builds (parts 1-3) and the steps it takes with them."""
+
+    def __init__(self, cfg: TrainConfig, dataset, run_dir: Path, *, progress: bool = False):
+        """Set up: the data on the device, the network, its loss, optimiser and schedule."""
+        self.cfg, self.progress = cfg, progress
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
+        self.previous_path = run_dir / PREVIOUS
+        self.saved: tuple[int, int] | None = None   # (epoch, step) of the newest good checkpoint on disk
+        self.last_is_good = True                    # False after resuming from a fallback: last.pt is damaged
+        self.device = device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, device)
+        self.started = time.perf_counter()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True        # pick the fastest conv kernels for fixed shapes
+
+        # Part 1: the data, once, as uint8 tensors on the device.
+        train_x, train_y = _subset(dataset.train.images, dataset.train.labels, cfg.train_subset)
+        test_x, test_y = _subset(dataset.test.images, dataset.test.labels, cfg.test_subset)
+        train_x, train_y = batch_path.to_device(train_x, train_y, device)
+        self.test_x, self.test_y = batch_path.to_device(test_x, test_y, device)
+
+        # Part 2: the network, initialised from the seed (without disturbing the caller's RNG).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.model).to(device)
+        self.channels_last = uses_channels_last(model, device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.whitened = cfg.whiten_init and hasattr(model, "init_whitening")
+        if self.whitened:
+            model.init_whitening(normalize(train_x[:WHITEN_SAMPLE]))
+        self.model = model
+
+        # Part 3: loss and optimiser, plus the learning-rate schedule (one multiplier per step).
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.optimizer = make_optimizer(cfg, model)
+        self.batches = batch_path.BatchIterator(
+            train_x, train_y, cfg.batch_size, shuffle=True, drop_last=len(train_y) >= cfg.batch_size,
+            augment=cfg.augment, crop_padding=cfg.crop_padding,
+            generator=torch.Generator().manual_seed(cfg.seed), channels_last=self.channels_last,
+            alternate_flip=cfg.alternate_flip, flip_seed=cfg.seed)
+        steps_per_epoch = len(self.batches)
+        total_steps = steps_per_epoch * cfg.epochs
+        # A plain lambda: LambdaLR then keeps nothing of it in scheduler_state (checkpoint format).
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: lr_factor(cfg, s, total_steps))
+        self.average = WeightAverage(model, cfg.ema_decay) if cfg.ema else None
+        self.eval_model = self.average.model if self.average else model
+        self.forward = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+
+        self.plan = Plan(steps_per_epoch=steps_per_epoch, total_steps=total_steps, epochs=cfg.epochs,
+                         train_images=self.batches.num_images, test_images=len(self.test_y),
+                         device=str(device), precision=self.precision)
+        self.state = TrainingState()
+
+    # -- resume ---------------------------------------------------------------------------
+
+    def restore(self, point: ResumePoint) -> None:
+        """Continue exactly where the checkpoint left off: weights, optimiser, schedule, RNGs, progress."""
+        ckpt = point.take_payload()
+        if ckpt["model"] != self.cfg.model:
+            raise ValueError(f"{point.path} holds a {ckpt['model']!r} model but the config asks for "
+                             f"{self.cfg.model!r}")
+        self.model.load_state_dict(ckpt.get("train_state", ckpt["model_state"]))
+        if self.average:
+            self.average.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        self.batches.set_state(ckpt["rng"]["batches"].cpu())
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
+        sums = ckpt.get("epoch_progress")
+        self.state = TrainingState(
+            epoch_done=ckpt["epoch"], step=ckpt["step"], step_in_epoch=ckpt["step_in_epoch"],
+            best_acc=ckpt.get("best_test_acc"), metrics=dict(ckpt.get("metrics") or {}),
+            elapsed_before=float(ckpt.get("elapsed_s", 0.0)),
+            carried=EpochSums(sums["loss_sum"], sums["correct"], sums["seen"]) if sums else EpochSums())
+        self.saved = (point.epoch, point.step)
+        self.last_is_good = point.path == self.last_path
+
+    # -- part 4: training -----------------------------------------------------------------
+
+    def train_one_epoch(self, on_step: StepCallback | None, should_stop: Callable[[], bool] | None) -> _EpochRun:
+        """Part 4 over the epoch in progress (its remaining batches after a mid-epoch resume).
+
+        Returns its running sums with outcome "finished", "stopped" (should_stop() said so after a
+        step) or "diverged" (a report's mean loss was NaN or infinite).
+        """
+        cfg, state = self.cfg, self.state
+        run = _EpochRun(state.epoch_done + 1, self.device)
+        if self.whitened:
+            # airbench: the whitening stem's bias learns for the first epochs only. Once it is
+            # frozen, nothing below the first conv group needs a gradient (no input-gradient for
+            # the largest convolution): cpu_cnn steps measured ~12% faster on 2 CPU cores.
+            self.model.whiten.bias.requires_grad_(run.epoch <= cfg.whiten_bias_epochs)
+        model, forward, criterion, average = self.model, self.forward, self.criterion, self.average
+        optimizer, scheduler, device, precision = self.optimizer, self.scheduler, self.device, self.precision
+        bar = self._progress_bar(run.epoch)
+        try:
+            for x, y in self.batches.epoch(start_batch=state.step_in_epoch, epoch_index=state.epoch_done):
+                # Part 4: one training step.
+                # 4.1 zero the parameter gradients
+                optimizer.zero_grad(set_to_none=True)
+                # 4.2 forward: images -> logits
+                with _autocast(device, precision):
+                    logits = forward(x)
+                    # 4.3 loss: how wrong the logits are for the true labels
+                    loss = criterion(logits.float(), y)
+                # 4.4 backward: gradients of the loss for every weight
+                loss.backward()
+                # 4.5 step: move every weight a little against its gradient
+                optimizer.step()
+                scheduler.step()
+                state.step += 1
+                state.step_in_epoch += 1
+                if average is not None:
+                    average.update(model, state.step)
+
+                run.add(loss.detach(), logits.detach(), y)
+                if bar is not None:
+                    bar.update(1)
+                if state.step % cfg.log_every == 0 and not self._report(run, on_step, bar):
+                    return run.end("diverged")
+                if should_stop is not None and should_stop():
+                    return run.end("stopped")
+        finally:
+            if bar is not None:
+                bar.close()
+        return run.end("finished")
+
+    def _report(self, run: _EpochRun, on_step: StepCallback | None, bar) -> bool:
+        """The report every cfg.log_every steps; False when the window's mean loss is not finite."""
+        mean_loss, mean_acc = run.take_window()
+        if not math.isfinite(mean_loss):
+            return False
+        if bar is not None:
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{mean_acc:.3f}", refresh=False)
+        if on_step is not None:
+            on_step(self.state.step, run.epoch, {"train_loss": mean_loss, "train_acc": mean_acc})
+        return True
+
+    def _progress_bar(self, epoch: int):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+        return tqdm(total=self.plan.steps_per_epoch, initial=self.state.step_in_epoch,
+                    desc=f"epoch {epoch}/{self.cfg.epochs}", unit="step", leave=False, dynamic_ncols=True)
+
+    # -- part 5 and the checkpoints ---------------------------------------------------------
+
+    def end_of_epoch(self, run: _EpochRun, on_epoch: EpochCallback | None) -> FitResult | None:
+        """Train metrics, part 5 (test), the report, checkpoints. Returns a result only on divergence."""
+        state = self.state
+        total_seen = state.carried.seen + run.seen
+        train_loss = (state.carried.loss_sum + run.loss_sum.item()) / max(total_seen, 1)   # .item(): sync point (epoch)
+        train_acc = (state.carried.correct + run.correct.item()) / max(total_seen, 1)      # .item(): sync point (epoch)
+        train_time = time.perf_counter() - run.started        # after the sync: all the epoch's work is done
+        state.carried = EpochSums()
+        if not math.isfinite(train_loss):
+            return self.diverged("during training")
+        # Part 5: test the network on the whole test split.
+        test = evaluate(self.eval_model, self.test_x, self.test_y, tta=self.cfg.tta,
+                        channels_last=self.channels_last)
+        if not math.isfinite(test["loss"]):
+            return self.diverged("on the test images")
+        state.epoch_done = run.epoch
+        state.step_in_epoch = 0
+        state.metrics = {
+            "train_loss": train_loss, "train_acc": train_acc,
+            "test_loss": test["loss"], "test_acc": test["acc"],
+            "images_per_sec": run.seen / max(train_time, 1e-9),
+            "elapsed_s": self.elapsed(),
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        improved = state.best_acc is None or test["acc"] > state.best_acc
+        if improved:
+            state.best_acc = test["acc"]
+        if on_epoch is not None:
+            on_epoch(run.epoch, state.step, dict(state.metrics))
+        self.save(self.checkpoint_payload(mid_epoch=False), best=improved)
+        return None
+
+    def stop(self, run: _EpochRun) -> FitResult:
+        """A clean stop mid-epoch: last.pt with the epoch's sums so far, so resume continues exactly."""
+        carried, state = self.state.carried, self.state
+        sums = EpochSums(loss_sum=carried.loss_sum + run.loss_sum.item(),   # .item(): sync (stop)
+                         correct=carried.correct + run.correct.item(),      # .item(): sync (stop)
+                         seen=carried.seen + run.seen)
+        if not math.isfinite(sums.loss_sum / max(sums.seen, 1)):
+            return self.diverged("before the stop")
+        self.save(self.checkpoint_payload(mid_epoch=True, epoch_progress=sums), best=False)
+        return self.result("stopped", f"Stopped at step {state.step} (epoch {run.epoch}, step "
+                           f"{state.step_in_epoch} of {self.plan.steps_per_epoch}); resume continues from here.")
+
+    def save(self, payload: dict[str, Any], *, best: bool) -> None:
+        """best.pt (when it improved), then last.pt, each its own file of the same bytes; the last.pt
+        being replaced stays as previous.pt. CheckpointWriteError, with what Resume will do, when
+        the machine refuses: best.pt first, so a failure leaves last.pt at the epoch before and a
+        resume redoes this epoch, best.pt included."""
+        data = checkpoint_bytes(payload)
+        newest = self.saved
+        try:
+            if best:
+                write_checkpoint(self.best_path, data)
+                newest = newest or (payload["epoch"], payload["step"])   # resume would find this one
+            # After resuming from a fallback, last.pt is the damaged file: not worth keeping.
+            write_checkpoint(self.last_path, data, previous=self.previous_path if self.last_is_good else None)
+        except CheckpointWriteError as exc:
+            exc.resume_from = (f"the run continues from its last good checkpoint (epoch {newest[0]}, step {newest[1]})"
+                               if newest else "the run starts again from the beginning (no checkpoint was saved yet)")
+            raise
+        self.saved, self.last_is_good = (payload["epoch"], payload["step"]), True
+
+    def tidy(self, *, finished: bool) -> None:
+        """Remove temporary checkpoint files a kill left; a finished run (completed or diverged:
+        it will not be resumed) no longer needs previous.pt either."""
+        remove_temporary_checkpoints(self.run_dir)
+        if finished:
+            try:
+                self.previous_path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def checkpoint_payload(self, *, mid_epoch: bool, epoch_progress: EpochSums | None = None) -> dict[str, Any]:
+        """last.pt's contents (core.train.checkpoints format) for the current state."""
+        state = self.state
+        data = {
+            "model": self.cfg.model,
+            "model_state": self.eval_model.state_dict(),     # the weights the metrics describe
+            "config": self.cfg.to_dict(),
+            "epoch": state.epoch_done, "step": state.step,
+            "step_in_epoch": state.step_in_epoch if mid_epoch else 0,
+            "metrics": dict(state.metrics),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "rng": _rng_state(self.batches, mid_epoch, self.device),
+            "best_test_acc": state.best_acc,
+            "elapsed_s": self.elapsed(),
+            "device": str(self.device),
+            "precision": self.precision,
+            # A plain str: torch.__version__ is a TorchVersion, which weights_only loading refuses.
+            "torch_version": str(torch.__version__),
+            "epoch_progress": asdict(epoch_progress or EpochSums()),
+        }
+        if self.average:
+            data["train_state"] = self.model.state_dict()   # the raw weights the optimiser moves
+        return data
+
+    # -- results ----------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier sessions included."""
+        return self.state.elapsed_before + time.perf_counter() - self.started
+
+    def result(self, status: str, message: str) -> FitResult:
+        state = self.state
+        return FitResult(status, message, state.epoch_done, state.step, state.best_acc, state.metrics)
+
+    def diverged(self, where: str) -> FitResult:
+        state = self.state
+        return self.result("diverged", f"Loss became NaN or infinite {where} (step {state.step}, epoch "
+                           f"{state.epoch_done + 1}). Try a lower learning rate than lr={self.cfg.lr:g}.")
 
 
 # ---- fit ----------------------------------------------------------------------------------
 
 def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = None,
         on_epoch: EpochCallback | None = None, should_stop: Callable[[], bool] | None = None,
-        resume: bool = False, progress: bool = False) -> FitResult:
-    """Train cfg.model on `dataset` (core.data.Dataset) and write checkpoints to `run_dir`."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    started = time.perf_counter()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True        # pick the fastest conv kernels for fixed shapes
+        resume: bool = False, progress: bool = False,
+        on_start: Callable[[Plan], None] | None = None, resume_from: ResumePoint | None = None) -> FitResult:
+    """Train cfg.model on `dataset` (core.data.Dataset) and write checkpoints to `run_dir`.
 
-    # Part 1: the data, once, as uint8 tensors on the device.
-    train_x, train_y = _subset(dataset.train.images, dataset.train.labels, cfg.train_subset)
-    test_x, test_y = _subset(dataset.test.images, dataset.test.labels, cfg.test_subset)
-    train_x, train_y = batch_path.to_device(train_x, train_y, device)
-    test_x, test_y = batch_path.to_device(test_x, test_y, device)
+    resume=True continues from `resume_from` (a checkpoints.find_resume_point the caller already
+    made), else from the newest checkpoint in run_dir that loads; from the beginning when there
+    is none. NoUsableCheckpointError when there are checkpoints but none can be resumed from.
+    """
+    trainer = _Trainer(cfg, dataset, Path(run_dir), progress=progress)      # parts 1-3
+    trainer.tidy(finished=False)                  # what killed writes left behind
+    if resume:
+        point = resume_from if resume_from is not None else find_resume_point(run_dir, model=cfg.model)
+        if point is not None:
+            trainer.restore(point)
+    if on_start is not None:
+        on_start(trainer.plan)
+    result = _train(trainer, on_step, on_epoch, should_stop)
+    trainer.tidy(finished=result.status in ("completed", "diverged"))
+    return result
 
-    # Part 2: the network, initialised from the seed (without disturbing the caller's RNG).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model).to(device)
-    channels_last = uses_channels_last(model, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    whitened = cfg.whiten_init and hasattr(model, "init_whitening")
-    if whitened:
-        model.init_whitening(normalize(train_x[:WHITEN_SAMPLE]))
 
-    # Part 3: loss and optimiser, plus the learning-rate schedule (one multiplier per step).
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    optimizer = make_optimizer(cfg, model)
-    batches = batch_path.BatchIterator(
-        train_x, train_y, cfg.batch_size, shuffle=True, drop_last=len(train_y) >= cfg.batch_size,
-        augment=cfg.augment, crop_padding=cfg.crop_padding,
-        generator=torch.Generator().manual_seed(cfg.seed), channels_last=channels_last,
-        alternate_flip=cfg.alternate_flip, flip_seed=cfg.seed)
-    steps_per_epoch = len(batches)
-    total_steps = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total_steps))
-    average = WeightAverage(model, cfg.ema_decay) if cfg.ema else None
-    eval_model = average.model if average else model
-    forward = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+def _train(trainer: _Trainer, on_step: StepCallback | None, on_epoch: EpochCallback | None,
+           should_stop: Callable[[], bool] | None) -> FitResult:
+    """Per epoch: part 4, then part 5 and the checkpoints, until done, stopped or diverged."""
+    cfg, state = trainer.cfg, trainer.state
+    if state.epoch_done >= cfg.epochs:
+        return trainer.result("completed", "Already complete.")
 
-    # Where we start: fresh, or exactly where last.pt left off.
-    epoch_done, step, step_in_epoch = 0, 0, 0
-    best_acc: float | None = None
-    metrics: dict[str, float] = {}
-    elapsed_before = 0.0
-    carried = {"loss_sum": 0.0, "correct": 0.0, "seen": 0}   # a resumed epoch's first part
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, map_location=device)
-        if ckpt["model"] != cfg.model:
-            raise ValueError(f"{last_path} holds a {ckpt['model']!r} model but the config asks for {cfg.model!r}")
-        model.load_state_dict(ckpt.get("train_state", ckpt["model_state"]))
-        if average:
-            average.model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        batches.set_state(ckpt["rng"]["batches"].cpu())
-        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        if device.type == "cuda" and "cuda" in ckpt["rng"]:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
-        epoch_done, step, step_in_epoch = ckpt["epoch"], ckpt["step"], ckpt["step_in_epoch"]
-        best_acc = ckpt.get("best_test_acc")
-        metrics = dict(ckpt.get("metrics") or {})
-        elapsed_before = float(ckpt.get("elapsed_s", 0.0))
-        carried = dict(ckpt.get("epoch_progress") or carried)
-
-    def payload(mid_epoch: bool, epoch_progress: dict | None = None) -> dict[str, Any]:
-        data = {
-            "model": cfg.model,
-            "model_state": eval_model.state_dict(),     # the weights the metrics describe
-            "config": cfg.to_dict(),
-            "epoch": epoch_done, "step": step, "step_in_epoch": step_in_epoch if mid_epoch else 0,
-            "metrics": dict(metrics),
-            "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(),
-            "rng": _rng_state(batches, mid_epoch, device),
-            "best_test_acc": best_acc,
-            "elapsed_s": elapsed_before + time.perf_counter() - started,
-            "device": str(device),
-            "precision": precision,
-            # A plain str: torch.__version__ is a TorchVersion, which weights_only loading refuses.
-            "torch_version": str(torch.__version__),
-            "epoch_progress": epoch_progress or {"loss_sum": 0.0, "correct": 0.0, "seen": 0},
-        }
-        if average:
-            data["train_state"] = model.state_dict()   # the raw weights the optimiser moves
-        return data
-
-    def diverged(where: str) -> FitResult:
-        return FitResult("diverged", f"Loss became NaN or infinite {where} (step {step}, epoch {epoch_done + 1}). "
-                         f"Try a lower learning rate than lr={cfg.lr:g}.", epoch_done, step, best_acc, metrics)
-
-    if epoch_done >= cfg.epochs:
-        return FitResult("completed", "Already complete.", epoch_done, step, best_acc, metrics)
-
-    model.train()
-    while epoch_done < cfg.epochs:
-        epoch = epoch_done + 1
-        epoch_start = time.perf_counter()
-        if whitened:
-            # airbench: the whitening stem's bias learns for the first epochs only. Once it is
-            # frozen, nothing below the first conv group needs a gradient (no input-gradient for
-            # the largest convolution): cpu_cnn steps measured ~12% faster on 2 CPU cores.
-            model.whiten.bias.requires_grad_(epoch <= cfg.whiten_bias_epochs)
-        # Running sums live on the device; nothing is read back until a report.
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        window_loss = torch.zeros((), device=device)
-        window_correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen, window_seen = 0, 0
-        first_batch = step_in_epoch
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=steps_per_epoch, initial=first_batch, desc=f"epoch {epoch}/{cfg.epochs}",
-                       unit="step", leave=False, dynamic_ncols=True)
-        for x, y in batches.epoch(start_batch=first_batch, epoch_index=epoch_done):
-            # Part 4: one training step.
-            # 4.1 zero the parameter gradients
-            optimizer.zero_grad(set_to_none=True)
-            # 4.2 forward: images -> logits
-            with _autocast(device, precision):
-                logits = forward(x)
-                # 4.3 loss: how wrong the logits are for the true labels
-                loss = criterion(logits.float(), y)
-            # 4.4 backward: gradients of the loss for every weight
-            loss.backward()
-            # 4.5 step: move every weight a little against its gradient
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            step_in_epoch += 1
-            if average:
-                average.update(model, step)
-
-            n = len(y)
-            batch_loss = loss.detach() * n
-            batch_correct = (logits.detach().argmax(1) == y).sum()
-            loss_sum += batch_loss
-            correct += batch_correct
-            window_loss += batch_loss
-            window_correct += batch_correct
-            seen += n
-            window_seen += n
-            if bar is not None:
-                bar.update(1)
-
-            if step % cfg.log_every == 0:
-                mean_loss = window_loss.item() / window_seen      # .item(): sync point (report)
-                mean_acc = window_correct.item() / window_seen    # .item(): sync point (report)
-                window_loss.zero_()
-                window_correct.zero_()
-                window_seen = 0
-                if not math.isfinite(mean_loss):
-                    if bar is not None:
-                        bar.close()
-                    return diverged("during training")
-                if bar is not None:
-                    bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{mean_acc:.3f}", refresh=False)
-                if on_step is not None:
-                    on_step(step, epoch, {"train_loss": mean_loss, "train_acc": mean_acc})
-
-            if should_stop is not None and should_stop():
-                if bar is not None:
-                    bar.close()
-                progress_sums = {"loss_sum": carried["loss_sum"] + loss_sum.item(),   # .item(): sync (stop)
-                                 "correct": carried["correct"] + correct.item(),      # .item(): sync (stop)
-                                 "seen": carried["seen"] + seen}
-                loss_now = progress_sums["loss_sum"] / max(progress_sums["seen"], 1)
-                if not math.isfinite(loss_now):
-                    return diverged("before the stop")
-                save_checkpoint(last_path, payload(mid_epoch=True, epoch_progress=progress_sums))
-                return FitResult("stopped", f"Stopped at step {step} (epoch {epoch}, step {step_in_epoch} "
-                                 f"of {steps_per_epoch}); resume continues from here.",
-                                 epoch_done, step, best_acc, metrics)
-        if bar is not None:
-            bar.close()
-
-        # End of the epoch: train metrics, part 5 (test), report, checkpoints.
-        total_seen = carried["seen"] + seen
-        train_loss = (carried["loss_sum"] + loss_sum.item()) / max(total_seen, 1)   # .item(): sync point (epoch)
-        train_acc = (carried["correct"] + correct.item()) / max(total_seen, 1)      # .item(): sync point (epoch)
-        train_time = time.perf_counter() - epoch_start        # after the sync: all the epoch's work is done
-        carried = {"loss_sum": 0.0, "correct": 0.0, "seen": 0}
-        if not math.isfinite(train_loss):
-            return diverged("during training")
-        test = evaluate(eval_model, test_x, test_y, tta=cfg.tta, channels_last=channels_last)
-        if not math.isfinite(test["loss"]):
-            return diverged("on the test images")
-        epoch_done = epoch
-        step_in_epoch = 0
-        metrics = {
-            "train_loss": train_loss, "train_acc": train_acc,
-            "test_loss": test["loss"], "test_acc": test["acc"],
-            "images_per_sec": seen / max(train_time, 1e-9),
-            "elapsed_s": elapsed_before + time.perf_counter() - started,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        improved = best_acc is None or test["acc"] > best_acc
-        if improved:
-            best_acc = test["acc"]
-        if on_epoch is not None:
-            on_epoch(epoch, step, dict(metrics))
-        data = payload(mid_epoch=False)
-        save_checkpoint(last_path, data)
-        if improved:
-            _publish_best(last_path, best_path, data)
-
-    return FitResult("completed", f"Finished {cfg.epochs} epochs ({step} steps); best test accuracy "
-                     f"{100 * best_acc:.2f}%.", epoch_done, step, best_acc, metrics)
+    trainer.model.train()
+    while state.epoch_done < cfg.epochs:
+        epoch = trainer.train_one_epoch(on_step, should_stop)                # part 4
+        if epoch.outcome == "diverged":
+            return trainer.diverged("during training")
+        if epoch.outcome == "stopped":
+            return trainer.stop(epoch)
+        failed = trainer.end_of_epoch(epoch, on_epoch)                       # part 5, checkpoints
+        if failed is not None:
+            return failed
+    return trainer.result("completed", f"Finished {cfg.epochs} epochs ({state.step} steps); best test "
+                          f"accuracy {100 * state.best_acc:.2f}%.")

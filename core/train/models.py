@@ -1,6 +1,6 @@
 """Named models: modules and their builders, nothing about training.
 
-Every model takes a normalised float batch of shape (N, 3, 32, 32) (see core.batches.normalize)
+Every model takes a normalised float batch of shape (N, 3, 32, 32) (see core.data.images.normalize)
 and returns logits of shape (N, 10).
 
     MODELS["tutorial_mlp"]   the PyTorch tutorial's fully connected net, 3072-1000-500-10, ReLU

@@ -34,18 +34,19 @@ def per_class_accuracy_bar(classes: Sequence[str], accuracy: Sequence[float], ov
     return fig
 
 
-def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str], *, normalized: bool = False,
-                      selected: tuple[int, int] | None = None) -> go.Figure:
+def confusion_heatmap(confusion: np.ndarray, shares: np.ndarray, classes: Sequence[str], *,
+                      normalized: bool = False, selected: tuple[int, int] | None = None) -> go.Figure:
     """Confusion matrix (rows = true class, columns = predicted class) as an annotated heatmap.
 
+    `confusion` holds the counts, `shares` the row-normalised matrix (each count over its row's
+    images); `normalized` picks which one is coloured and written in the cells (hover shows both).
     A transparent square marker sits on every off-diagonal cell: heatmap cells cannot be selected
     in Streamlit (plotly.js sends no point data for them), the markers can, and each carries
     customdata [true class id, predicted class id]. `selected` outlines one cell.
     """
     cm = np.asarray(confusion)
+    frac = np.asarray(shares, dtype=float)
     n = len(classes)
-    totals = cm.sum(1, keepdims=True)
-    frac = np.divide(cm, totals, out=np.zeros(cm.shape, float), where=totals > 0)
     z = frac if normalized else cm
     text = [[f"{frac[t, p]:.0%}" if normalized else f"{int(cm[t, p])}" for p in range(n)] for t in range(n)]
     names = list(classes)

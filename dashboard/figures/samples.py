@@ -128,7 +128,7 @@ def sample_indices(labels: np.ndarray, n: int, seed: int, classes: Sequence[int]
 
 
 def augmented(images_uint8_nhwc: np.ndarray, seed: int) -> np.ndarray:
-    """The images as training sees them with augmentation on (core.batches.augment: random crop with
+    """The images as training sees them with augmentation on (core.train.batches.augment: random crop with
     reflect padding 4, random horizontal flip), reproducible from `seed`; uint8 (N, 32, 32, 3)."""
     import torch
 

@@ -2,7 +2,7 @@
 
 Metric frames are what core.runs.RunStore.metrics returns (columns id, run_id, step, epoch, name,
 value, time). Names: `train_loss` / `train_acc` per reported step, `epoch_*` per epoch (see
-core.trainer).
+core.runs.worker).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.cli import format_duration
+from core.text import format_duration
 from core.runs.store import METRIC_COLUMNS, Run
 
 COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import numpy_net as nn
-from dashboard.figures import numpy as figures_numpy
+from dashboard.figures import numpy as network_figures
 
 # widget keys (session_state), addressable from tests: nn_w{layer}_{out}_{in} is W_layer[out, in], as in core
 X_KEYS = ("nn_x_0", "nn_x_1")
@@ -92,7 +92,7 @@ with right:
     delta = f"{out - TUTORIAL_OUTPUT:+.7f} from the tutorial's {TUTORIAL_OUTPUT:.7f}"
     st.metric("Output of the network", f"{out:.7f}", delta=delta if f"{out:.7f}" != f"{TUTORIAL_OUTPUT:.7f}" else None,
               delta_color="off")
-    st.plotly_chart(figures_numpy.network_diagram(net, grads.trace), key="nn_diagram",
+    st.plotly_chart(network_figures.network_diagram(net, grads.trace), key="nn_diagram",
                     config={"displayModeBar": False})
     st.caption(
         "Circles hold each value: the inputs x, then each neuron's activation (z below it is its weighted "
@@ -122,4 +122,4 @@ st.markdown(
     f"by about {top.grad * STEP:+.4f}. Weights whose gradient is near 0 barely matter here — often because a "
     "tanh neuron after them is saturated at ±1, where its slope is almost flat."
 )
-st.plotly_chart(figures_numpy.gradient_bars(rows), key="nn_gradients", config={"displayModeBar": False})
+st.plotly_chart(network_figures.gradient_bars(rows), key="nn_gradients", config={"displayModeBar": False})
