@@ -13,8 +13,8 @@ from core import settings
 from core.train.checkpoints import load_checkpoint
 from core.train.config import TrainConfig
 from core.runs.store import RunStore, process_alive
+from run_checks import STEPS_PER_EPOCH, assert_complete_history
 
-STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
 
 
 def tiny(epochs: int, **changes) -> TrainConfig:
@@ -53,16 +53,6 @@ def max_logged_step(store: RunStore, run_id: int) -> int:
     frame = store.metrics(run_id)
     loss = frame[frame["name"] == "train_loss"]
     return int(loss["step"].max()) if len(loss) else 0
-
-
-def assert_complete_history(store: RunStore, run_id: int, epochs: int) -> None:
-    frame = store.metrics(run_id)
-    assert not frame.duplicated(["name", "step"]).any()
-    loss = frame[frame["name"] == "train_loss"].sort_values("step")
-    assert loss["step"].tolist() == list(range(1, epochs * STEPS_PER_EPOCH + 1)), "gaps or repeats in the steps"
-    test_acc = frame[frame["name"] == "epoch_test_acc"].sort_values("step")
-    assert test_acc["epoch"].tolist() == list(range(1, epochs + 1))
-    assert test_acc["step"].tolist() == [e * STEPS_PER_EPOCH for e in range(1, epochs + 1)]
 
 
 def test_background_run_trains_to_completion_and_records_everything(store):

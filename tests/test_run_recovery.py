@@ -22,8 +22,8 @@ from core.runs.store import RunStore
 from core.runs.worker import run_stored
 from core.train.checkpoints import CheckpointError, load_checkpoint
 from core.train.config import TrainConfig
+from run_checks import STEPS_PER_EPOCH, assert_complete_history
 
-STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
 TEMPORARY = re.compile(r"^\..+\.pt\..*\.tmp$")  # .last.pt.<random>.tmp, .best.pt.<random>.tmp, ...
 
 
@@ -95,15 +95,6 @@ def at_epoch(n: int, action):
         if epoch == n:
             action()
     return listener
-
-
-def assert_complete_history(store: RunStore, run_id: int, epochs: int) -> None:
-    frame = store.metrics(run_id)
-    assert not frame.duplicated(["name", "step"]).any()
-    loss = frame[frame["name"] == "train_loss"].sort_values("step")
-    assert loss["step"].tolist() == list(range(1, epochs * STEPS_PER_EPOCH + 1)), "gaps or repeats in the steps"
-    test_acc = frame[frame["name"] == "epoch_test_acc"].sort_values("step")
-    assert test_acc["epoch"].tolist() == list(range(1, epochs + 1))
 
 
 def temporaries(folder: Path) -> list[str]:

@@ -453,13 +453,7 @@ class RunStore:
     def set_message(self, run_id: int, message: str | None) -> Run:
         """Change only the run's message (e.g. why a resume attempt could not start): its status,
         device, times and attempts stay as they were."""
-        with self._write() as conn:
-            cur = conn.execute("UPDATE runs SET message = ? WHERE id = ?", (message, int(run_id)))
-            if cur.rowcount == 0:
-                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
-        run = self.get(run_id)
-        self._write_run_json(run)
-        return run
+        return self._update_column(run_id, "message", message)
 
     def set_pid(self, run_id: int, pid: int) -> None:
         """Record the process that will train a queued run (before it reports itself)."""
@@ -524,9 +518,14 @@ class RunStore:
         return bool(row and row[0])
 
     def rename(self, run_id: int, name: str) -> Run:
-        name = _clean_name(name)
+        return self._update_column(run_id, "name", _clean_name(name))
+
+    def _update_column(self, run_id: int, column: str, value: Any) -> Run:
+        """Set one column of a run that does not take part in status transitions (name, message)."""
+        if column not in ("name", "message"):
+            raise ValueError(f"not a free-standing run column: {column!r}")
         with self._write() as conn:
-            cur = conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
+            cur = conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, int(run_id)))
             if cur.rowcount == 0:
                 raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
         run = self.get(run_id)

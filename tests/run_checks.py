@@ -1,0 +1,17 @@
+"""Checks shared by the tests that train stored runs (test-only helpers)."""
+from __future__ import annotations
+
+from core.runs.store import RunStore
+
+STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
+
+
+def assert_complete_history(store: RunStore, run_id: int, epochs: int, steps_per_epoch: int = STEPS_PER_EPOCH) -> None:
+    """Every step's loss once, no gaps or repeats (also across stops and resumes), one test accuracy per epoch."""
+    frame = store.metrics(run_id)
+    assert not frame.duplicated(["name", "step"]).any()
+    loss = frame[frame["name"] == "train_loss"].sort_values("step")
+    assert loss["step"].tolist() == list(range(1, epochs * steps_per_epoch + 1)), "gaps or repeats in the steps"
+    test_acc = frame[frame["name"] == "epoch_test_acc"].sort_values("step")
+    assert test_acc["epoch"].tolist() == list(range(1, epochs + 1))
+    assert test_acc["step"].tolist() == [e * steps_per_epoch for e in range(1, epochs + 1)]
