@@ -148,11 +148,20 @@ def browser(chromium_path):
         b.close()
 
 
+# How long a browser test waits for the condition it checks (Playwright polls until then). Generous,
+# because a loaded 2-core machine (a training run beside the suite) can take seconds to render a
+# page, and a test that gives up after 5 s (expect's own default) fails there at random.
+BROWSER_WAIT_MS = 60_000
+
+
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=BROWSER_WAIT_MS)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(BROWSER_WAIT_MS)
     yield pg
     context.close()
 
