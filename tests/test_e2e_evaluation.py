@@ -45,10 +45,22 @@ def finished_run(session_dirs):
     return store.get(run.id), dataset, cm
 
 
+def wait_idle(page) -> None:
+    """Until the script run is over: no running indicator and no stale element left. A select box
+    opened while a rerun replaces it closes again before its options can be clicked."""
+    page.wait_for_function("""() => !document.querySelector(
+        '[data-testid=stStatusWidgetRunningIcon], [data-testid=stStatusWidgetRunningManIcon], [data-stale=true]')""",
+        timeout=SLOW)
+
+
 def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the Streamlit select box labelled `label`."""
+    """Choose `option` in the Streamlit select box labelled `label`, once the page is idle."""
+    from playwright.sync_api import expect
+
+    wait_idle(page)
     page.get_by_test_id("stSelectbox").filter(has_text=label).locator("input").click()
     page.get_by_role("option", name=option, exact=True).click()
+    expect(page.get_by_role("combobox", name=label)).to_have_value(option, timeout=SLOW)
 
 
 def caption_pattern(true_name: str, predicted_name: str) -> re.Pattern:
@@ -113,9 +125,11 @@ def test_picking_a_confusion_pair_shows_its_images(finished_run, app_server, pag
     page.screenshot(path=str(screenshot_dir / "evaluation.png"), full_page=True)
 
     # the fallback: two select boxes
-    pick(page, "True class", names[t])
-    pick(page, "Predicted class", names[p])
     status = page.get_by_text("misclassified images match")
+    pick(page, "True class", names[t])
+    # the rerun for the first filter has drawn its result before the second select box is opened
+    expect(status).to_contain_text(f"{off[t].sum():,} misclassified images match", timeout=SLOW)
+    pick(page, "Predicted class", names[p])
     expect(status).to_contain_text(f"{off[t, p]:,} misclassified images match", timeout=SLOW)
     captions = page.get_by_test_id("stImageCaption")
     # every caption of the grid (not a left-over one of the unfiltered grid) names the pair
