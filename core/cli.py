@@ -6,6 +6,9 @@
     python -m core train --run 3 --resume                  # continue stored run #3
     python -m core data [--demo] [--data-root DIR]         # show (and fetch) the data
     python -m core runs                                    # the run store, newest first
+    python -m core control --run 3 --lr-factor 0.5         # change a running run (also --lr X,
+                                                           # --epochs N, --stop-at-epoch-end)
+    python -m core lr-find --preset fast_mlp --demo        # the learning-rate finder (no run stored)
 
 Every training run is stored (settings.runs_dir(), or --runs-dir) exactly like one started from
 the dashboard, so the dashboard shows it live. Errors a user can fix (a bad value, missing data, a
@@ -37,10 +40,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train.config import GROUPS, PRESETS, config_fields
+    from core.train.config import GROUPS, PRESETS, config_fields, field_spec
 
     parser = _Parser(prog="python -m core", description="CIFAR Lab from the command line.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,data,runs}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,data,runs,control,lr-find}", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a model (stored as a run the dashboard shows)", usage=TRAIN_USAGE,
                            description="Train a model on CIFAR-10 or the synthetic demo set. Without "
@@ -73,6 +76,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs_cmd = sub.add_parser("runs", help="list stored runs", description="List the run store, newest first.")
     runs_cmd.add_argument("--runs-dir", help="run store folder (default: CIFARLAB_RUNS_DIR or ./runs)")
+
+    control = sub.add_parser("control", help="change a queued or running run (learning rate, epochs, stop)",
+                             description="Ask a run's trainer for a change; it applies it between two steps "
+                             "and records the step (the Training page marks it on the charts). Without a "
+                             "change: list the run's changes.")
+    control.add_argument("--run", type=int, metavar="ID", required=True, help="the run to change")
+    control.add_argument("--runs-dir", help="run store folder (default: CIFARLAB_RUNS_DIR or ./runs)")
+    change = control.add_mutually_exclusive_group()
+    lr, epochs = field_spec("lr"), field_spec("epochs")
+    change.add_argument("--lr-factor", type=float, metavar="X",
+                        help="multiply the learning rate by X (e.g. 0.5); the schedule's shape continues")
+    change.add_argument("--lr", type=float, metavar="X", help=f"set the learning rate (the schedule's peak) to X "
+                        f"[{lr.range_text()}]")
+    change.add_argument("--epochs", type=int, metavar="N", help=f"make the run N epochs long; the rest of the "
+                        f"schedule is stretched or squeezed from now on [{epochs.range_text()}]")
+    change.add_argument("--stop-at-epoch-end", action="store_true",
+                        help="finish the epoch in progress (test, checkpoints), then stop; Resume continues")
+
+    finder = sub.add_parser("lr-find", help="find a learning rate: a short test run, nothing stored",
+                            description="Take at most 300 steps with the learning rate rising exponentially "
+                            "from 1e-7 to 10 (stopping when the loss explodes) and suggest the rate where the "
+                            "smoothed loss falls fastest. No run is stored.")
+    fstart = finder.add_argument_group("starting point")
+    fstart.add_argument("--preset", choices=list(PRESETS), default=argparse.SUPPRESS,
+                        help="start from a named preset's settings")
+    fstart.add_argument("--demo", action="store_true", help="use the synthetic demo set (works offline)")
+    fstart.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
+    fstart.add_argument("--config-file", metavar="FILE", help="a TrainConfig as JSON (what the dashboard passes)")
+    fgroups = {group: finder.add_argument_group(f"settings: {group.lower()}") for group in GROUPS}
+    for spec in config_fields():
+        if spec.name != "preset":
+            _add_setting(fgroups[spec.group], spec)
+    fout = finder.add_argument_group("output")
+    fout.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (with --demo: the synthetic set)")
+    fout.add_argument("--out", metavar="FILE", help="write progress and the result to this JSON file")
+    fout.add_argument("--max-steps", type=int, default=300, metavar="N", help="at most N steps [default: 300]")
     return parser
 
 
@@ -130,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"train": cmd_train, "data": cmd_data, "runs": cmd_runs}[args.command](args)
+        return {"train": cmd_train, "data": cmd_data, "runs": cmd_runs, "control": cmd_control,
+                "lr-find": cmd_lr_find}[args.command](args)
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -153,6 +193,7 @@ def _config_message(exc) -> str:
     from core.train.config import config_fields
 
     known = {spec.name: spec.flag for spec in config_fields()}
+    known.update(lr_factor="--lr-factor", stop_at_epoch_end="--stop-at-epoch-end")
     where = f"{known[exc.field]} ({exc.field})" if exc.field in known else exc.field
     return f"{where}: {exc.message}"
 
@@ -271,6 +312,8 @@ def _train(store, run, *, resume: bool, progress: bool, run_stored) -> int:
         _write(f"Epoch {epoch}/{cfg.epochs}")
         _write("-" * 10)
         _write(f"train loss: {m['train_loss']:.4f} Acc: {m['train_acc']:.4f}")
+        if "val_acc" in m:
+            _write(f"validation loss: {m['val_loss']:.4f} Acc: {m['val_acc']:.4f}")
         _write(f"test loss: {m['test_loss']:.4f} Acc: {m['test_acc']:.4f}   "
                f"({m['images_per_sec']:.0f} images/s, step {step})")
         _write("")
@@ -283,8 +326,12 @@ def _train(store, run, *, resume: bool, progress: bool, run_stored) -> int:
         print(f"Training complete in {format_duration(took)}")
     else:
         print(f"Training {result.status} after {format_duration(took)}: {result.message}")
-    if final.best_test_acc is not None:
-        print(f"Best test Acc: {final.best_test_acc:.4f}")
+    if final.best_test_acc is not None and cfg.val_images:
+        print(f"Best test Acc: {final.best_test_acc:.4f} (best.pt: the epoch with the highest validation accuracy, "
+              f"{cfg.val_images:,} held-out training images)")
+    elif final.best_test_acc is not None:
+        print(f"Best test Acc: {final.best_test_acc:.4f} (best.pt: chosen by test accuracy, so optimistic; "
+              f"--val-images N holds out a validation split to choose by; last.pt is the final model)")
     if final.final_test_acc is not None:
         print(f"Final test accuracy: {100 * final.final_test_acc:.2f}% (test split of the {kind_label(cfg.dataset)})")
     if result.status == "stopped":
@@ -334,14 +381,86 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs and not unreadable:
         print(f"No runs yet in {store.root}. Start one with: python -m core train --demo --dry-run")
         return EXIT_OK
-    header = f"{'id':>4}  {'status':<11} {'dataset':<9} {'best acc':>8}  {'time':>8}  {'device':<18} name"
+    header = f"{'id':>4}  {'status':<11} {'dataset':<9} {'best acc':>8}  {'by':<4} {'time':>8}  {'device':<18} name"
     print(header)
     for r in runs:
         acc = f"{100 * r.best_test_acc:.2f}%" if r.best_test_acc is not None else "–"
-        print(f"{r.id:>4}  {r.status:<11} {r.dataset_label:<9} {acc:>8}  {format_duration(r.train_seconds):>8}  "
+        by = "val" if r.config.val_images else "test"
+        print(f"{r.id:>4}  {r.status:<11} {r.dataset_label:<9} {acc:>8}  {by:<4} {format_duration(r.train_seconds):>8}  "
               f"{(r.device or '–')[:18]:<18} {r.name}")
         for note in r.notes:
             print(f"      note: {note}")
     for bad in unreadable:
         print(f"{bad.id:>4}  run #{bad.id} '{bad.name}' cannot be read: {bad.reason}")
+    print("best acc: the test accuracy of best.pt, chosen by (by) validation accuracy, or by test accuracy "
+          "itself (optimistic) when the run has no validation split (--val-images)")
+    return EXIT_OK
+
+
+# ---- control --------------------------------------------------------------------------------
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """Request one change of a run (an event row its trainer applies), or list its changes."""
+    from core.runs.store import RunStore
+
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    if not store.read_only:
+        store.reconcile()
+    if args.lr_factor is not None:
+        kind, value = "lr_factor", args.lr_factor
+    elif args.lr is not None:
+        kind, value = "lr", args.lr
+    elif args.epochs is not None:
+        kind, value = "epochs", args.epochs
+    elif args.stop_at_epoch_end:
+        kind, value = "stop_at_epoch_end", None
+    else:
+        run = store.get(args.run)
+        events = store.events(run.id)
+        if not events:
+            print(f"Run {run.label} has no changes.")
+        for e in events:
+            where = f"applied after step {e.step} (epoch {e.epoch})" if not e.pending else "waiting"
+            print(f"{e.id:>4}  {e.text:<20} {where}" + (f" – {e.note}" if e.note else ""))
+        return EXIT_OK
+    event = store.request_control(args.run, kind, value)
+    run = store.get(args.run)
+    print(f"Requested {event.text} for run {run.label}; its trainer applies it between two steps "
+          f"(event #{event.id}: `python -m core control --run {run.id}` lists the changes).")
+    return EXIT_OK
+
+
+# ---- lr-find --------------------------------------------------------------------------------
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """The learning-rate finder for the settings given; prints the suggestion (nothing is stored)."""
+    from core import data
+    from core.train.config import TrainConfig
+    from core.train.lr_finder import SUGGESTION_RULE, find_lr, run_to_file
+
+    if args.config_file:
+        from pathlib import Path
+        cfg = TrainConfig.from_json(Path(args.config_file).read_text())
+        changes = _settings_given(args)
+        cfg = cfg.replace(**changes) if changes else cfg
+    else:
+        cfg = config_from_args(args)
+    if not 1 <= args.max_steps <= 10_000:
+        raise UsageError(f"--max-steps must be between 1 and 10000, got {args.max_steps}")
+    _check_device(cfg.device)
+    _apply_data_root(args, cfg.dataset == "synthetic")
+    dataset = data.load_dataset(cfg.dataset)
+    print(f"Learning-rate finder: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size} on the "
+          f"{data.kind_label(cfg.dataset)} (at most {args.max_steps} steps, rate 1e-7 -> 10)", flush=True)
+    if args.out:
+        result = run_to_file(cfg, dataset, args.out, max_steps=args.max_steps)
+    else:
+        result = find_lr(cfg, dataset, max_steps=args.max_steps)
+    print(f"{len(result.lrs)} steps in {format_duration(result.seconds)} ({result.ended}); loss from "
+          f"{result.smoothed[0]:.3f} to a lowest {min(result.smoothed):.3f} (smoothed)")
+    if result.suggestion is None:
+        print("No suggestion: the loss never fell clearly. Try a smaller batch or another optimizer.")
+    else:
+        print(f"Suggested learning rate: {result.suggestion:.3g} ({SUGGESTION_RULE})")
+        print(f"Train with it: python -m core train ... --lr {result.suggestion:.3g}")
     return EXIT_OK

@@ -110,9 +110,12 @@ class Layer:
             z = z + self.bias
         return z, _RULES[self.activation][0](z)
 
-    def backward(self, x: np.ndarray, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray):
-        """Chain rule through a = f(x @ W.T + b): from d/da to d/dW, d/db and d/dx (all summed over N)."""
-        grad_z = grad_a * _RULES[self.activation][1](z, a)
+    def backward(self, x: np.ndarray, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray, *, at: str = "a"):
+        """Chain rule through a = f(x @ W.T + b): from d/da to d/dW, d/db and d/dx (all summed over N).
+
+        With ``at="z"`` the incoming gradient is already d/dz (the activation's slope was applied by the caller).
+        """
+        grad_z = grad_a * _RULES[self.activation][1](z, a) if at == "a" else grad_a
         grad_w = grad_z.T @ x  # d z_j / d W_ji = x_i
         grad_b = grad_z.sum(axis=0) if self.bias is not None else None  # d z_j / d b_j = 1
         grad_x = grad_z @ self.weights  # d z_j / d x_i = W_ji
@@ -233,15 +236,31 @@ class Network:
             a = layer.forward(a)[1]
         return a[0] if single else a
 
-    def backward(self, x, grad_output=None) -> Gradients:
+    def backward(self, x, grad_output=None, *, trace: Trace | None = None, at: str = "a") -> Gradients:
         """Gradients of the output with respect to every weight, bias and the input.
 
         For a single-output network ``grad_output`` may be left out: it is 1, so the gradients are
         d output / d parameter. For several outputs pass the upstream gradient (for example
         d loss / d output) of shape (out,) or, for a batch, (N, out); the result is then the gradient
         of ``sum(output * grad_output)``, i.e. the chain rule continued from that upstream gradient.
+
+        Training uses two more options. ``trace``: the forward pass of this same x, already computed
+        (the loss needs the output first), so it is not run twice. ``at="z"``: ``grad_output`` is
+        d loss / d z of the output layer (its weighted sum) rather than d loss / d output, so the output
+        activation's slope is not applied again. Binary cross-entropy on a sigmoid output needs this:
+        its d loss / d z is simply (p - target), which stays finite where the sigmoid saturates and
+        d loss / d p = (p - target) / (p (1 - p)) would divide by zero.
         """
-        trace = self.forward(x)
+        if at not in ("a", "z"):
+            raise ValueError(f"at must be 'a' (grad_output is d/d output) or 'z' (d/d the output layer's "
+                             f"weighted sum); got {at!r}")
+        if trace is None:
+            trace = self.forward(x)
+        else:
+            self.validate()
+            if np.shape(trace.input) != np.shape(x):
+                raise ValueError(f"the trace is of an input of shape {np.shape(trace.input)}, but x has shape "
+                                 f"{np.shape(x)}; pass the trace of this same x")
         single = trace.input.ndim == 1
         x2 = trace.input[None, :] if single else trace.input
         steps = [LayerTrace(s.z[None, :], s.a[None, :]) for s in trace.layers] if single else trace.layers
@@ -252,7 +271,8 @@ class Network:
         gz: list = [None] * n
         for i in reversed(range(n)):
             prev_a = steps[i - 1].a if i > 0 else x2
-            gz[i], gw[i], gb[i], grad = self.layers[i].backward(prev_a, steps[i].z, steps[i].a, grad)
+            gz[i], gw[i], gb[i], grad = self.layers[i].backward(prev_a, steps[i].z, steps[i].a, grad,
+                                                                at=at if i == n - 1 else "a")
         if single:
             gz, grad = [g[0] for g in gz], grad[0]
         return Gradients(weights=gw, biases=gb, input=grad, z=gz, trace=trace)

@@ -14,7 +14,8 @@ import streamlit as st
 
 from core.runs import jobs
 from core.runs.store import Run, RunError, RunStore
-from dashboard import common
+from dashboard import common, run_controls
+from dashboard import history_panel
 from dashboard.figures import training as ft
 from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, FLASH, LIVE, RENAME,
                                      RENAME_TEXT, RESUME, SEEN, SELECTED, STOP)
@@ -82,8 +83,10 @@ def metrics_for(store: RunStore, run: Run) -> "ft.pd.DataFrame":
 
 
 def draw_run(store: RunStore, run: Run) -> None:
-    """Progress, four numbers and the loss and accuracy charts of one run."""
+    """Progress, four numbers, the loss, accuracy and learning-rate charts of one run (each change
+    made while it trained marked where it was applied) and the list of those changes."""
     frame = metrics_for(store, run)
+    events = store.events(run.id)
     prog = ft.progress(run, frame)
     st.progress(prog.fraction, text=prog.text())
     cols = st.columns(4)
@@ -93,9 +96,13 @@ def draw_run(store: RunStore, run: Run) -> None:
     cols[3].metric("Best test accuracy", f"{100 * run.best_test_acc:.2f}%" if run.best_test_acc is not None else "–")
     synthetic = run.dataset == "synthetic"
     left, right = st.columns(2)
-    left.plotly_chart(ft.loss_figure(frame, synthetic=synthetic), key=f"train_loss_chart_{run.id}")
-    right.plotly_chart(ft.accuracy_figure(frame, synthetic=synthetic, epochs=run.config.epochs),
-                       key=f"train_acc_chart_{run.id}")
+    left.plotly_chart(ft.loss_figure(frame, synthetic=synthetic, events=events), key=f"train_loss_chart_{run.id}")
+    right.plotly_chart(ft.accuracy_figure(frame, synthetic=synthetic, epochs=ft.run_epochs(run), events=events,
+                                          steps_per_epoch=run.steps_per_epoch), key=f"train_acc_chart_{run.id}")
+    left, right = st.columns(2)
+    left.plotly_chart(ft.lr_figure(frame, events=events, synthetic=synthetic), key=f"train_lr_chart_{run.id}")
+    with right:
+        run_controls.history(run, events)
 
 
 @st.fragment(run_every=1.0)
@@ -122,6 +129,7 @@ def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | N
         st.code(NINE_STEPS, language="python")
         st.caption("After each epoch the trainer measures test loss and accuracy (model in eval mode, no "
                    "gradients) and saves a checkpoint. The real loop is `fit()` in `core/train/engine.py`.")
+    history_panel.history_section(store, run)   # predictions epoch by epoch (live while it trains)
     return run
 
 
@@ -147,6 +155,7 @@ def _pick_run(runs: list[Run], active: list[Run]) -> Run | None:
     st.markdown(f":{ft.STATUS_COLORS[run.status]}-badge[{ft.STATUS_ICONS[run.status]} {run.status}] "
                 f"&nbsp; {cfg.model} · {cfg.optimizer} lr {cfg.lr:g} · batch {cfg.batch_size} · "
                 f"{cfg.epochs} epochs · {run.dataset_label} · {run.device or 'device not chosen yet'}")
+    run_controls.draw(run)
     if run.message and run.status in ("failed", "diverged", "interrupted"):
         (st.error if run.status == "failed" else st.warning)(common.plain(run.message))
     elif run.stop_requested and run.is_active:

@@ -17,3 +17,11 @@ DELETE_CONFIRM, DELETE = "train_delete_confirm", "train_delete"
 LIVE = "train_live_metrics"   # {run id: {"attempts", "last_id", "frame"}}: what this tab has read so far
 SEEN = "train_seen_statuses"  # {run id: status} at the last full run, to notice changes from elsewhere
 FLASH = "train_flash"         # (kind, text) to show once after a button's callback
+# changes to the selected run while it trains (dashboard.run_controls)
+LR_FACTOR, APPLY_LR_FACTOR = "train_control_lr_factor", "train_control_apply_lr_factor"
+NEW_LR, APPLY_LR = "train_control_lr", "train_control_apply_lr"
+NEW_EPOCHS, APPLY_EPOCHS = "train_control_epochs", "train_control_apply_epochs"
+STOP_AT_EPOCH_END = "train_control_stop_at_epoch_end"
+# the learning-rate finder (dashboard.lr_finder_panel)
+FIND_LR, USE_LR = "train_find_lr", "train_use_lr"
+FINDER_JOB = "train_lr_finder_job"   # {"pid", "path"} of this tab's finder

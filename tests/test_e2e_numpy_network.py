@@ -1,5 +1,9 @@
-"""The "Numpy network" page in a real browser: default output, a slider moved by keys, a typed weight."""
+"""The "Numpy network" page in a real browser: default output, a slider moved by keys, a typed weight;
+the playground: XOR learned by a 2-4-1 tanh net while playing, Pause holds the sliders and frees the CPU."""
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 
@@ -46,7 +50,140 @@ def test_changing_weights_in_the_browser_updates_the_output(app_server, page, sc
     expect(page.get_by_role("slider", name="h1,2 → h2,1")).to_be_visible(timeout=SLOW)
     expect(output).to_have_text(expected)
     # Streamlit scrolls inside its own container, so a tall window is what shows the whole page
-    page.set_viewport_size({"width": 1400, "height": 2300})
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2)
+    page.set_viewport_size({"width": 1400, "height": 3400})
+    # the diagram, the output over the plane, the training curves, the gradient bars
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4)
     page.wait_for_timeout(1000)  # let plotly finish drawing at the new size
     page.screenshot(path=str(screenshot_dir / "numpy_network.png"), full_page=True)
+
+
+# JavaScript read from the page: the status box under Step / Play / Reset, and the weight sliders.
+STATUS_JS = "document.querySelector('.st-key-pg_status')?.innerText || ''"
+SNAPSHOT_JS = f"""() => {{
+    const weights = [...document.querySelectorAll('input[type=range]')]
+        .filter(e => /→|bias/.test(e.getAttribute('aria-label') || ''))
+        .map(e => e.getAttribute('aria-label') + '=' + e.value);
+    const step = ({STATUS_JS}).match(/Step (\\d+)/);
+    return weights.join(';') + '|step ' + (step ? step[1] : '?');
+}}"""
+
+
+TO_TOP_JS = "() => { document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')" \
+            ".forEach(e => e.scrollTo(0, 0)); window.scrollTo(0, 0); }"
+
+
+def unchanged_for_js(name: str, ms: int, strict: bool) -> str:
+    """A predicate for wait_for_function: true once the snapshot has stayed the same for ms; strict: the
+    first change ends the wait with 'changed: ...' (otherwise a change starts the clock again)."""
+    return f"""() => {{
+        const now = ({SNAPSHOT_JS})(), seen = window['{name}'];
+        if (!seen || now !== seen.first) {{
+            if (seen && {str(strict).lower()}) return 'changed: ' + now;
+            window['{name}'] = {{first: now, since: performance.now()}};
+            return false;
+        }}
+        return performance.now() - seen.since > {ms} ? 'held' : false;
+    }}"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def number_in_status(page, pattern: str) -> float | None:
+    return page.evaluate(f"() => {{ const m = ({STATUS_JS}).match(/{pattern}/); return m ? parseFloat(m[1]) : null; }}")
+
+
+@pytest.mark.e2e
+def test_playing_xor_trains_a_2_4_1_tanh_net_past_90_percent_and_pause_holds_the_sliders(
+        app_server, page, screenshot_dir):
+    from playwright.sync_api import expect
+
+    page.goto(app_server.url)
+    expect(page.get_by_test_id("stMetricValue")).to_have_text("2.8920827", timeout=SLOW)
+    status = page.locator(".st-key-pg_status")
+    expect(status).to_contain_text("Step 0", timeout=SLOW)
+    expect(page.get_by_role("combobox", name="Data set")).to_have_value("XOR quadrants")
+
+    # a 2-4-1 tanh network with biases (without biases a tanh network is odd, f(-x) = -f(x): no XOR)
+    page.get_by_text("Add biases").click()
+    expect(page.get_by_role("slider", name="bias of h1,1")).to_be_visible(timeout=SLOW)
+    layers = page.get_by_role("slider", name="Hidden layers")
+    layers.focus()
+    layers.press("ArrowLeft")
+    expect(page.get_by_text("the 2-2-1 network's output")).to_be_visible(timeout=SLOW)
+    for shape in ("2-3-1", "2-4-1"):
+        units = page.get_by_role("slider", name="Neurons in hidden layer 1")
+        units.focus()
+        units.press("ArrowRight")
+        expect(page.get_by_text(f"the {shape} network's output")).to_be_visible(timeout=SLOW)
+    expect(page.get_by_role("slider", name="h1,4 → out")).to_be_visible()
+    expect(page.get_by_role("combobox", name="Activation of hidden layer 1")).to_have_value("tanh")
+    expect(status).to_contain_text("Step 0")
+    speed = page.get_by_role("slider", name="Steps per update")  # 10 -> 20 SGD steps between two redraws
+    speed.focus()
+    speed.press("ArrowRight")
+    expect(speed).to_have_attribute("aria-valuetext", "20", timeout=SLOW)
+
+    # Play: the test accuracy passes 90 % within 30 s
+    server_cpu0, started = cpu_seconds(app_server.proc.pid), time.monotonic()
+    page.get_by_role("radio", name="Play").click()
+    expect(status).to_contain_text("Playing", timeout=SLOW)
+    page.wait_for_function(
+        f"() => {{ const m = ({STATUS_JS}).match(/test accuracy ([\\d.]+)%/); return m && parseFloat(m[1]) > 90; }}",
+        timeout=30_000)
+    to_90 = time.monotonic() - started
+    steps_at_90 = number_in_status(page, "Step (\\d+)")
+
+    # updates per second while playing, counted on the page
+    before, t0 = number_in_status(page, "Playing: (\\d+) updates"), time.monotonic()
+    page.wait_for_function(
+        f"() => {{ const m = ({STATUS_JS}).match(/Playing: (\\d+) updates/); return m && +m[1] >= {before + 12}; }}",
+        timeout=30_000)
+    after, t1 = number_in_status(page, "Playing: (\\d+) updates"), time.monotonic()
+    rate = (after - before) / (t1 - t0)
+    playing_cpu = (cpu_seconds(app_server.proc.pid) - server_cpu0) / (t1 - started)
+    # A floor only: the rate depends on how busy the machine is (the browser's drawing is most of the
+    # work); the measured number is printed and written beside the screenshots.
+    assert rate >= 0.5, f"only {rate:.1f} updates/s while playing"
+
+    # Pause: the sliders and the step count hold, and the server is idle
+    page.get_by_role("radio", name="Pause").click()
+    expect(status).not_to_contain_text("Playing", timeout=SLOW)
+    expect(page.get_by_role("slider", name="x1 → h1,1")).to_be_enabled(timeout=SLOW)
+    # the pausing run's last deltas may still be arriving: let the page settle for a second, then
+    # it must not change at all for four more (while playing it changed at every update)
+    page.wait_for_function(unchanged_for_js("__settled", 1000, strict=False), timeout=SLOW)
+    held = page.evaluate(SNAPSHOT_JS)
+    assert held.count("→") == 12 and held.count("bias") == 5, held  # the 2-4-1 network's 12 weights, 5 biases
+    quiet_cpu0, quiet_t0 = cpu_seconds(app_server.proc.pid), time.monotonic()
+    outcome = page.wait_for_function(unchanged_for_js("__held", 4000, strict=True), timeout=20_000).json_value()
+    quiet_cpu = (cpu_seconds(app_server.proc.pid) - quiet_cpu0) / (time.monotonic() - quiet_t0)
+    assert outcome == "held"
+    assert page.evaluate(SNAPSHOT_JS) == held
+    assert quiet_cpu < 0.1, f"the server used {quiet_cpu:.0%} of a core while paused"
+
+    report = (f"XOR, 2-4-1 tanh with biases, lr 0.03, batch 10: test accuracy > 90% after {to_90:.1f} s of "
+              f"playing (step {steps_at_90:.0f}); {rate:.1f} updates/s in the browser while playing (20 SGD steps "
+              f"each); server CPU {playing_cpu:.0%} of a core while playing, {quiet_cpu:.1%} while paused; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("\n" + report)
+    (screenshot_dir / "numpy_playground_timings.txt").write_text(report + "\n")
+    page.set_viewport_size({"width": 1400, "height": 4000})
+    page.mouse.move(0, 0)  # no tooltip in the picture
+    page.evaluate("() => document.activeElement?.blur()")
+    page.evaluate(TO_TOP_JS)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stPlotlyChart] .main-svg').length >= 8")
+    page.screenshot(path=str(screenshot_dir / "numpy_playground_xor.png"), full_page=True)
+
+    # a bigger network: the sliders collapse into the compact weight view
+    layers = page.get_by_role("slider", name="Hidden layers")
+    layers.focus()
+    layers.press("ArrowRight")
+    expect(page.get_by_text("the 2-4-2-1 network's output")).to_be_visible(timeout=SLOW)
+    expect(page.get_by_role("slider", name="h1,1 → h2,1")).to_have_count(0)
+    expect(page.get_by_text("Too many weights for sliders")).to_be_visible()
+    page.evaluate(TO_TOP_JS)
+    page.screenshot(path=str(screenshot_dir / "numpy_playground_weight_view.png"), full_page=True)

@@ -206,6 +206,38 @@ def test_replaying_a_cifar_sized_relu_mlp_matches_torch_in_float32():
     assert max_abs(got, expected) <= 1e-4
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_backward_from_the_output_weighted_sum_skips_the_output_slope_like_torch(activation):
+    """at="z": the upstream gradient is d/dz of the output layer, as a loss on the logit gives it."""
+    rng = np.random.default_rng(5)
+    net = random_network(rng, [3, 4, 2], [activation, "sigmoid"], bias=True, scale=1.5)
+    x, upstream = rng.normal(0, 2, (9, 3)), rng.normal(size=(9, 2))
+    model = torch_twin(net)[:-1]  # up to the output layer's weighted sum, without its sigmoid
+    xt = torch.tensor(x, requires_grad=True)
+    model(xt).backward(torch.from_numpy(upstream))
+    grads = net.backward(x, upstream, at="z")
+    for i in range(2):
+        assert max_abs(grads.weights[i], model[2 * i].weight.grad.numpy()) <= 1e-10
+        assert max_abs(grads.biases[i], model[2 * i].bias.grad.numpy()) <= 1e-10
+    assert max_abs(grads.input, xt.grad.numpy()) <= 1e-10
+    np.testing.assert_array_equal(grads.z[-1], upstream)
+
+
+def test_backward_reuses_a_given_trace_of_the_same_input():
+    rng = np.random.default_rng(2)
+    net = random_network(rng, [2, 3, 1], ["tanh", "linear"], bias=True)
+    x = rng.normal(size=(6, 2))
+    trace = net.forward(x)
+    again, fresh = net.backward(x, trace=trace), net.backward(x)
+    assert again.trace is trace
+    for a, b in zip(again.weights + again.biases, fresh.weights + fresh.biases):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"the trace is of an input of shape \(6, 2\), but x has shape \(2,\)"):
+        net.backward(x[0], trace=trace)
+    with pytest.raises(ValueError, match=r"at must be 'a' .* or 'z'"):
+        net.backward(x, at="logit")
+
+
 # ---- finite differences ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)

@@ -1,12 +1,16 @@
 """The "Numpy network" page in AppTest: the tutorial's output, live weights, reset, and the whole app."""
 from __future__ import annotations
 
+import base64
+import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import playground as pg
 from core.numpy_net import TUTORIAL_INPUT, Layer, Network, parameter_gradients, tutorial_network
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,3 +170,236 @@ def test_hidden_biases_keep_their_values_across_a_switch_to_number_inputs(at):
     assert not at.exception
     assert at.number_input(key="nn_b2_1").value == 0.8
     assert output_shown(at) == f"{core_output(biases=[[0.0, 0.0], [0.0, 0.8], [0.0]]):.7f}"
+
+
+# ---- the playground: the surface, Step, Play, Reset, the architecture -------------------------------
+
+# The page's starting point: XOR, 200 points, noise 10 %, half of them for training, seed 0; squared
+# error, learning rate 0.03, batches of 10, no L2, 10 steps per update while playing.
+DEFAULT_DATA = pg.DataSpec("xor", n=200, noise=0.1, train_fraction=0.5, seed=0)
+DEFAULT_SGD = pg.SGDSettings(loss="mse", lr=0.03, batch_size=10, l2=0.0)
+
+
+def chart(app: AppTest, key: str) -> dict:
+    (found,) = [c for c in app.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    return json.loads(found.proto.spec)
+
+
+def has_chart(app: AppTest, key: str) -> bool:
+    return any(c.proto.id.endswith(f"-{key}") for c in app.get("plotly_chart"))
+
+
+def plotly_array(value) -> np.ndarray:
+    """A figure's array back from its JSON: plotly writes numpy arrays as base64 with dtype and shape."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return arr.reshape([int(n) for n in str(value["shape"]).split(",")]) if "shape" in value else arr
+    return np.asarray(value, dtype=float)
+
+
+def shown_surface(app: AppTest) -> tuple[np.ndarray, np.ndarray]:
+    (contour,) = [t for t in chart(app, "nn_surface")["data"] if t["type"] == "contour"]
+    return plotly_array(contour["x"]), plotly_array(contour["z"])
+
+
+def status(app: AppTest) -> str:
+    return " ".join(m.value for m in app.markdown if m.value.startswith("Step **"))
+
+
+def shown_weights(app: AppTest, sizes=(2, 2, 2, 1)) -> list[np.ndarray]:
+    return [np.array([[app.slider(key=f"nn_w{l}_{j}_{i}").value for i in range(sizes[l - 1])]
+                      for j in range(sizes[l])]) for l in range(1, len(sizes))]
+
+
+def core_after_steps(net: Network, steps: int, settings=DEFAULT_SGD, data=DEFAULT_DATA) -> pg.Trainer:
+    trainer = pg.Trainer(pg.make_data(data), seed=data.seed)
+    trainer.train(net, settings, steps)
+    return trainer
+
+
+def test_surface_shows_exactly_what_core_computes(at):
+    xs, z = shown_surface(at)
+    expected = pg.surface(tutorial_network())
+    assert z.shape == (101, 101) and xs[0] == -6.0 and xs[-1] == 6.0
+    np.testing.assert_array_equal(z, expected.z)
+    at.slider(key="nn_w2_1_0").set_value(0.2).run()
+    net = tutorial_network()
+    net.layers[1].weights[1, 0] = 0.2
+    np.testing.assert_array_equal(shown_surface(at)[1], pg.surface(net).z)
+    marker = [t for t in chart(at, "nn_surface")["data"] if t.get("name", "").startswith("input")]
+    assert [plotly_array(marker[0]["x"])[0], plotly_array(marker[0]["y"])[0]] == [3.0, 5.0]
+
+
+def test_surface_draws_the_chosen_data_set_train_and_test(at):
+    at.selectbox(key="pg_data").set_value("spiral").run()
+    at.select_slider(key="pg_points").set_value(300).run()
+    assert not at.exception
+    data = pg.make_data(pg.DataSpec("spiral", n=300, noise=0.1, train_fraction=0.5, seed=0))
+    traces = {t["name"]: t for t in chart(at, "nn_surface")["data"] if t["type"] == "scatter"}
+    train1 = traces["class 1, train"]
+    np.testing.assert_array_equal(plotly_array(train1["x"]), data.train.x[data.train.y == 1, 0])
+    np.testing.assert_array_equal(plotly_array(traces["class 0, test"]["y"]), data.test.x[data.test.y == 0, 1])
+    assert "150 training and 150 test points" in status(at)
+
+
+def test_step_takes_one_sgd_step_exactly_as_core_does(at):
+    assert "Step **0**" in status(at)
+    at.button(key="pg_step").click().run()
+    assert not at.exception
+    net = tutorial_network()
+    trainer = core_after_steps(net, 1)
+    assert "Step **1**" in status(at)
+    for shown, layer in zip(shown_weights(at), net.layers):
+        np.testing.assert_array_equal(shown, layer.weights)
+    assert output_shown(at) == f"{net.forward(TUTORIAL_INPUT).value:.7f}"
+    test_loss, test_acc = pg.evaluate(net, "mse", trainer.data.test)
+    assert f"test loss {test_loss:.4f}" in status(at) and f"test accuracy {100 * test_acc:.1f}%" in status(at)
+    at.button(key="pg_step").click().run()
+    at.button(key="pg_step").click().run()
+    trainer.train(net, DEFAULT_SGD, 2)
+    assert "Step **3**" in status(at)
+    np.testing.assert_array_equal(shown_weights(at)[2], net.layers[2].weights)
+    np.testing.assert_array_equal(shown_surface(at)[1], pg.surface(net).z)
+    curves = chart(at, "pg_curves")["data"]
+    assert list(plotly_array(curves[0]["x"])) == [0, 1, 2, 3]  # one point per Step, from step 0
+
+
+def test_step_uses_the_chosen_loss_learning_rate_batch_and_l2(at):
+    at.selectbox(key="pg_loss").set_value("bce").run()
+    at.select_slider(key="pg_lr").set_value(0.3).run()
+    at.select_slider(key="pg_batch").set_value(50).run()
+    at.select_slider(key="pg_l2").set_value(0.01).run()
+    at.checkbox(key="nn_use_bias").check().run()
+    at.button(key="pg_step").click().run()
+    assert not at.exception
+    arch = pg.Architecture((2, 2), ("tanh", "tanh"), True, "sigmoid")
+    params = pg.tutorial_parameters()
+    net = pg.build_network(arch, params)
+    core_after_steps(net, 1, pg.SGDSettings(loss="bce", lr=0.3, batch_size=50, l2=0.01))
+    for shown, w in zip(shown_weights(at), params.weights):
+        np.testing.assert_array_equal(shown, w)
+    assert at.slider(key="nn_b3_0").value == params.biases[2][0] != 0.0
+    assert output_shown(at) == f"{net.forward(TUTORIAL_INPUT).value:.7f}"
+    assert 0.0 < float(output_shown(at)) < 1.0  # a sigmoid output: a probability
+
+
+def test_reset_starts_again_from_the_seeds_random_weights(at):
+    for _ in range(2):
+        at.button(key="pg_step").click().run()
+    at.select_slider(key="pg_seed").set_value(7).run()
+    at.button(key="pg_reset").click().run()
+    assert not at.exception
+    assert "Step **0**" in status(at)
+    expected = pg.Parameters.initial(pg.Architecture(), seed=7)
+    for shown, w in zip(shown_weights(at), expected.weights):
+        np.testing.assert_array_equal(shown, w)
+    assert list(plotly_array(chart(at, "pg_curves")["data"][0]["x"])) == [0]
+    at.button(key="nn_reset").click().run()  # and the tutorial's reset brings the tutorial back
+    assert output_shown(at) == "2.8920827"
+
+
+def test_a_new_architecture_gets_seeded_weights_and_keeps_sliders_up_to_twelve_weights(at):
+    at.select_slider(key="nn_hidden_layers").set_value(1).run()
+    at.select_slider(key="nn_units_1").set_value(4).run()
+    at.checkbox(key="nn_use_bias").check().run()
+    assert not at.exception
+    arch = pg.Architecture((4,), ("tanh",), True)
+    params = pg.Parameters.initial(arch, seed=0)
+    assert len(at.slider) == 2 + 12 + 5  # inputs, 8 + 4 weights, 4 + 1 biases
+    assert "the 2-4-1 network's output" in " ".join(m.value for m in at.markdown)
+    for shown, w in zip(shown_weights(at, arch.sizes), params.weights):
+        np.testing.assert_array_equal(shown, w)
+    net = pg.build_network(arch, params)
+    assert output_shown(at) == f"{net.forward(TUTORIAL_INPUT).value:.7f}"
+    np.testing.assert_array_equal(shown_surface(at)[1], pg.surface(net).z)
+    at.selectbox(key="nn_act_1").set_value("relu").run()  # an activation keeps the weights
+    net = pg.build_network(pg.Architecture((4,), ("relu",), True), params)
+    assert output_shown(at) == f"{net.forward(TUTORIAL_INPUT).value:.7f}"
+
+
+def test_a_network_bigger_than_the_tutorials_collapses_the_sliders_into_a_weight_view(at):
+    at.select_slider(key="nn_hidden_layers").set_value(3).run()
+    for key, units in (("nn_units_1", 8), ("nn_units_2", 8), ("nn_units_3", 3)):
+        at.select_slider(key=key).set_value(units).run()
+    at.selectbox(key="nn_act_3").set_value("sigmoid").run()
+    assert not at.exception
+    arch = pg.Architecture((8, 8, 3), ("tanh", "tanh", "sigmoid"), False)
+    net = pg.build_network(arch, pg.Parameters.initial(arch, seed=0))
+    assert [s.key for s in at.slider] == ["nn_x_0", "nn_x_1"]  # only the inputs
+    view = chart(at, "nn_weight_view")["data"]
+    assert [plotly_array(t["z"]).shape for t in view] == [(8, 2), (8, 8), (3, 8), (1, 3)]
+    np.testing.assert_array_equal(plotly_array(view[1]["z"]), net.layers[1].weights)
+    assert output_shown(at) == f"{net.forward(TUTORIAL_INPUT).value:.7f}"
+    at.button(key="pg_step").click().run()
+    core_after_steps(net, 1)
+    np.testing.assert_array_equal(plotly_array(chart(at, "nn_weight_view")["data"][2]["z"]), net.layers[2].weights)
+    at.select_slider(key="nn_hidden_layers").set_value(1).run()  # back to a small net: sliders again
+    at.select_slider(key="nn_units_1").set_value(2).run()
+    assert not has_chart(at, "nn_weight_view") and len(at.slider) == 2 + 6
+
+
+def test_hidden_activation_sets_every_layer_at_once(at):
+    at.selectbox(key="nn_act_2").set_value("relu").run()
+    assert [at.selectbox(key=k).value for k in ("nn_act_1", "nn_act_2")] == ["tanh", "relu"]
+    at.selectbox(key="nn_hidden_activation").set_value("linear").run()
+    assert [at.selectbox(key=k).value for k in ("nn_act_1", "nn_act_2")] == ["linear", "linear"]
+    assert output_shown(at) == f"{core_output(activation='linear'):.7f}"
+
+
+def play(app: AppTest, choice: str) -> AppTest:
+    return app.segmented_control(key="pg_play").set_value(choice).run()
+
+
+def test_play_trains_an_update_per_run_and_pause_holds_the_weights(at):
+    play(at, "play")  # in a browser a timer reruns the page; here each run() is one update
+    assert not at.exception
+    assert at.segmented_control(key="pg_play").value == "play"
+    assert "Step **10**" in status(at)  # 10 steps per update
+    assert all(s.disabled for s in at.slider if s.key.startswith("nn_w"))  # the weights move by themselves
+    at.run()
+    net = tutorial_network()
+    core_after_steps(net, 20)
+    assert "Step **20**" in status(at)
+    np.testing.assert_array_equal(shown_weights(at)[0], net.layers[0].weights)
+    play(at, "pause")
+    assert at.segmented_control(key="pg_play").value == "pause"
+    held = shown_weights(at)
+    at.run()
+    assert "Step **20**" in status(at)
+    for a, b in zip(held, shown_weights(at)):
+        np.testing.assert_array_equal(a, b)
+    assert not any(s.disabled for s in at.slider)
+
+
+def test_play_stops_by_itself_after_the_time_limit(at):
+    play(at, "play")
+    at.session_state["pg_play_since"] = time.monotonic() - 10_000  # as if the tab were left playing for hours
+    at.run()
+    assert not at.exception
+    assert at.segmented_control(key="pg_play").value == "pause"
+    assert "Step **10**" in status(at)  # no steps after the limit
+    assert any("Paused after 3 minutes of playing" in i.value for i in at.info)
+
+
+def test_a_learning_rate_that_blows_up_stops_with_an_explanation(at):
+    params = pg.tutorial_parameters()
+    params.weights[2][:] = 1e200  # far beyond the sliders: they show their end, the network keeps the number
+    at.session_state["nn_params"] = params
+    at.run()
+    assert at.slider(key="nn_w3_0_0").value == 10.0
+    at.button(key="pg_step").click().run()
+    assert not at.exception
+    assert any("learning rate is too large" in e.value for e in at.error)
+    assert "Step **0**" in status(at)
+
+
+def test_a_new_shape_while_playing_pauses_and_starts_again_from_new_weights(at):
+    play(at, "play")
+    assert "Step **10**" in status(at)
+    at.select_slider(key="nn_units_2").set_value(1).run()
+    assert not at.exception
+    assert at.segmented_control(key="pg_play").value == "pause"
+    assert "Step **0**" in status(at)
+    expected = pg.Parameters.initial(pg.Architecture((2, 1), ("tanh", "tanh")), seed=0)
+    for shown, w in zip(shown_weights(at, (2, 2, 1, 1)), expected.weights):
+        np.testing.assert_array_equal(shown, w)

@@ -325,3 +325,47 @@ def test_progress_reports_speed_and_time_left_from_the_step_reports(store):
     assert prog.eta_s == pytest.approx(6.0) and prog.fraction == pytest.approx(10 / 16)
     assert prog.text() == "epoch 2/2 · step 10/16 · 64 images/s · ETA 0m 6s"
     store.mark_finished(run.id, "stopped", "done")
+
+
+def test_changes_to_a_running_run_are_asked_from_the_page_and_marked_where_applied(store):
+    from dashboard.training_keys import APPLY_LR_FACTOR, LR_FACTOR, STOP_AT_EPOCH_END
+
+    run = store.create_run(TrainConfig.smoke(lr=1e-3, dataset="synthetic"))
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")      # a trainer that is "alive": this test
+    store.set_plan(run.id, steps_per_epoch=8, total_steps=8)
+    at = page()
+    at.number_input(key=LR_FACTOR).set_value(0.25)
+    at.button(key=APPLY_LR_FACTOR).click().run()
+    assert not at.exception and "lr × 0.25" in at.success[0].value
+    at.button(key=STOP_AT_EPOCH_END).click().run()
+    first, stop = store.events(run.id)
+    assert (first.kind, first.value, first.pending) == ("lr_factor", 0.25, True) and stop.kind == "stop_at_epoch_end"
+
+    # The trainer applies the first after step 3 and logs the new rate there.
+    store.mark_event_applied(first.id, step=3, epoch=1)
+    store.log_metrics(run.id, [(0, 1, "lr", 1e-3), (3, 1, "lr", 2.5e-4)]
+                      + [(s, 1, "train_loss", 2.3 - 0.1 * s) for s in (1, 2, 3, 4)])
+    at.run()
+    lr_chart = charts(at)["Learning rate (synthetic)"]
+    assert values(lr_chart["data"][0]["y"]) == [1e-3, 2.5e-4]
+    assert [a["text"] for a in lr_chart["layout"]["annotations"]] == ["lr × 0.25 → 0.00025"]
+    assert [s["x0"] for s in charts(at)["Loss (synthetic)"]["layout"]["shapes"]] == [3]
+    assert any("Changed while training: lr 0.001 → 0.00025 \\(step 3\\)" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert table["applied"].tolist() == ["after step 3 (epoch 1)", "waiting for the trainer"]
+
+
+def test_the_learning_rate_finder_runs_in_the_background_and_fills_the_form(store):
+    from dashboard.training_keys import FIND_LR, FINDER_JOB, USE_LR
+
+    at = page()
+    fill(at, TINY)
+    at.button(key=FIND_LR).click().run()
+    assert not at.exception and FINDER_JOB in at.session_state
+    assert store.list_runs() == []                                  # the finder stores no run
+    poll(at, lambda: "Learning-rate finder" in charts(at), what="the finder's curve")
+    state = json.loads(Path(at.session_state[FINDER_JOB]["path"]).read_text())
+    assert state["status"] == "done" and len(state["lrs"]) <= 300 and state["suggestion"]
+    at.button(key=USE_LR).click().run()
+    assert widget(at, "lr").value == pytest.approx(float(f"{state['suggestion']:.3g}"))
+    assert store.list_runs() == []

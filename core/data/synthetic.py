@@ -104,7 +104,8 @@ def _colours(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return bg, fg
 
 
-def _draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _draw(labels: np.ndarray, rng: np.random.Generator, masks: list | None = None) -> np.ndarray:
+    """The pictures of `labels`; with a `masks` list, each shape's coverage (n, 32, 32) is appended to it."""
     n = len(labels)
     bg, fg = _colours(n, rng)
     bg2 = rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32)
@@ -123,11 +124,23 @@ def _draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         idx = np.flatnonzero(distractor == k)
         faint[idx] = _shape_mask(SYNTHETIC_CLASSES[k], idx.size, rng)
     picture += (faint * _col(rng.uniform(0.0, 0.08, n)))[..., None] * np.sign(0.5 - bg)[:, None, None, :]
+    if masks is not None:
+        masks.append(mask.copy())
     mask = mask[..., None]
     picture += mask * (fg[:, None, None, :] - picture)  # the shape in its colour over the background
     picture += rng.standard_normal(picture.shape, dtype=np.float32) * np.float32(0.06)
     np.clip(picture, 0.0, 1.0, out=picture)
     return np.rint(picture * 255.0).astype(np.uint8)
+
+
+def draw_with_masks(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images of the given classes (uint8 (n, 32, 32, 3)) and the coverage of each one's shape
+    (float32 (n, 32, 32) in [0, 1]): the object mask the generator knows, e.g. to test that a
+    saliency map looks at the shape. Not the demo set's images (another seed, drawn on demand)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    masks: list[np.ndarray] = []
+    images = _draw(labels, np.random.default_rng(seed), masks)
+    return images, masks[0]
 
 
 _CHUNK = 1_000  # images drawn at a time: bounds the memory of the float temporaries

@@ -179,8 +179,12 @@ class MisclassifiedPage:
 
 
 def misclassified(preds: Predictions, *, true_class: int | None = None, predicted_class: int | None = None,
-                  sort: str = "confidence", offset: int = 0, limit: int = 24) -> MisclassifiedPage:
-    """Wrongly classified test images, filtered, sorted (largest first) and paged."""
+                  sort: str = "confidence", offset: int = 0, limit: int = 24,
+                  among: np.ndarray | None = None) -> MisclassifiedPage:
+    """Wrongly classified test images, filtered, sorted (largest first) and paged.
+
+    `among`: an optional boolean mask over the first len(among) test images (e.g. a history
+    filter of core.evaluate.history); images outside it, or beyond it, are left out."""
     n_classes = len(preds.classes)
     for name, value in (("true_class", true_class), ("predicted_class", predicted_class)):
         if value is not None and not 0 <= int(value) < n_classes:
@@ -194,6 +198,11 @@ def misclassified(preds: Predictions, *, true_class: int | None = None, predicte
         mask &= preds.labels == int(true_class)
     if predicted_class is not None:
         mask &= preds.predicted == int(predicted_class)
+    if among is not None:
+        inside = np.zeros(len(mask), bool)
+        among = np.asarray(among, bool)[:len(mask)]
+        inside[:len(among)] = among
+        mask &= inside
     idx = np.flatnonzero(mask)
     confidence = preds.confidence[idx]
     key = confidence if sort == "confidence" else preds.loss[idx]

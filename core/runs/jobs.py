@@ -56,6 +56,26 @@ def _launch(store: RunStore, run: Run, *, resume: bool) -> int:
     return proc.pid
 
 
+def start_lr_finder(config: TrainConfig, folder: str | os.PathLike | None = None) -> tuple[int, Path]:
+    """Start the learning-rate finder (`python -m core lr-find`, core.train.lr_finder) for `config`
+    in the background; returns (its pid, the JSON file it writes: core.train.lr_finder.read_result).
+    No run is stored; the files go to `folder` (default: <runs dir>/lr-finder/<time>/)."""
+    _reap_children()
+    folder = Path(folder) if folder is not None else settings.runs_dir() / "lr-finder" / f"{time.time_ns()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(config.to_json() + "\n")
+    result = folder / "result.json"
+    result.unlink(missing_ok=True)
+    with open(folder / "finder.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core", "lr-find", "--config-file", str(folder / "config.json"),
+             "--out", str(result)],
+            cwd=folder, env=trainer_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    _CHILDREN[proc.pid] = proc
+    return proc.pid, result
+
+
 # Popen objects of the trainers this process started, so they are reaped when they end.
 _CHILDREN: dict[int, subprocess.Popen] = {}
 

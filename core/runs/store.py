@@ -9,7 +9,9 @@
 
 Layout on disk::
 
-    root/runs.sqlite          runs + metrics (WAL: a trainer process writes while pages read)
+    root/runs.sqlite          runs + metrics + events (WAL: a trainer process writes while pages read;
+                              events = controls of a running run: request_control, then the
+                              trainer's mark_event_applied with the step)
     root/<id>/config.json     the run's TrainConfig (TrainConfig.from_json reads it back)
     root/<id>/run.json        name, status, times, device, accuracies (rewritten on each status change)
     root/<id>/last.pt         engine checkpoint: every epoch and on stop (resume starts here)
@@ -106,7 +108,20 @@ CREATE TABLE IF NOT EXISTS metrics (
     UNIQUE (run_id, name, step)
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, id);
+CREATE TABLE IF NOT EXISTS events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL,              -- core.train.control.KINDS
+    value         REAL,                       -- NULL for stop_at_epoch_end
+    requested_at  REAL NOT NULL,              -- unix seconds (page or CLI)
+    step          INTEGER,                    -- applied after this optimiser step (NULL: pending)
+    epoch         INTEGER,                    -- the epoch in progress then
+    applied_at    REAL,
+    note          TEXT                        -- what the trainer said (e.g. an epoch count raised)
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
 """
+EVENT_COLUMNS = ("id", "run_id", "kind", "value", "requested_at", "step", "epoch", "applied_at", "note")
 
 
 class RunError(Exception):
@@ -193,6 +208,30 @@ class Run:
     @property
     def dataset_label(self) -> str:
         return kind_label(self.dataset, short=True)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A control of a run (core.train.control): requested, then applied by its trainer at a step."""
+    id: int
+    run_id: int
+    kind: str
+    value: float | None
+    requested_at: float
+    step: int | None = None
+    epoch: int | None = None
+    applied_at: float | None = None
+    note: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.applied_at is None
+
+    @property
+    def text(self) -> str:
+        """'lr × 0.5' (see core.train.control.describe)."""
+        from core.train.control import describe
+        return describe(self.kind, self.value)
 
 
 def process_alive(pid: int | None) -> bool:
@@ -539,8 +578,49 @@ class RunStore:
             raise RunStateError(f"run {run.label!r} is still {run.status}; stop it before deleting it")
         with self._write() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
+            conn.execute("DELETE FROM events WHERE run_id = ?", (run.id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+
+    # ---- controls (events) ----------------------------------------------------------------------
+    def request_control(self, run_id: int, kind: str, value: Any = None) -> RunEvent:
+        """Ask a queued or running run's trainer for a change (core.train.control): checked here
+        (ConfigError naming the setting), applied by the trainer between two steps."""
+        from core.train.control import check_control
+
+        value = check_control(kind, value)
+        run = self.get(run_id)
+        if not run.is_active:
+            raise RunStateError(f"run {run.label!r} is {run.status}; only a queued or running run can be changed")
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO events (run_id, kind, value, requested_at) VALUES (?, ?, ?, ?)",
+                               (int(run_id), kind, None if value is None else float(value), time.time()))
+            event_id = int(cur.lastrowid)
+        return self.event(event_id)
+
+    def event(self, event_id: int) -> RunEvent:
+        with self._connect() as conn:
+            row = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id = ?",
+                               (int(event_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no event #{event_id} in {self.root}")
+        return RunEvent(*tuple(row))
+
+    def events(self, run_id: int, *, pending: bool | None = None) -> list[RunEvent]:
+        """The run's controls in the order they were asked (pending=True: only those not applied
+        yet; False: only applied ones)."""
+        where = {None: "", True: " AND applied_at IS NULL", False: " AND applied_at IS NOT NULL"}[pending]
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ?{where} "
+                                "ORDER BY id", (int(run_id),)).fetchall()
+        return [RunEvent(*tuple(r)) for r in rows]
+
+    def mark_event_applied(self, event_id: int, *, step: int, epoch: int, note: str | None = None) -> None:
+        """The trainer applied the control after optimiser step `step` (recorded once)."""
+        with self._write() as conn:
+            conn.execute("UPDATE events SET step = ?, epoch = ?, applied_at = ?, note = ? "
+                         "WHERE id = ? AND applied_at IS NULL",
+                         (int(step), int(epoch), time.time(), note or None, int(event_id)))
 
     # ---- metrics ------------------------------------------------------------------------------
     def log_metrics(self, run_id: int, rows: Iterable[tuple]) -> int:

@@ -26,6 +26,15 @@ reported step) and on_epoch's keys prefixed with `epoch_` (`epoch_train_loss`, `
 row per epoch at the step where that epoch ended). Resuming first drops rows logged after the
 checkpoint's step, so the resumed run's rows continue without gaps or duplicates.
 
+Prediction history: each epoch's test predictions go to `<run>/history.npz` (core.train.history,
+written atomically); resuming first drops the epochs after the checkpoint's epoch, like the rows.
+
+Controls (core.train.control): pending `events` rows are read with the stop flag (at most every
+0.5 s) and handed to the engine, which applies them between steps; each is then recorded with
+its step (mark_event_applied), a changed length updates the stored plan (total steps), and the
+new learning rate is logged as an `lr` row at that step (plus one at step 0 of a fresh run).
+Resuming hands the applied ones back to the engine, which replays them at their steps.
+
 SIGTERM (and a first Ctrl+C) asks for a clean stop: the step ends, last.pt is saved, `stopped`.
 """
 from __future__ import annotations
@@ -42,11 +51,12 @@ from core import data
 from core.atomic_file import file_problem
 from core.train.checkpoints import (CheckpointError, CheckpointWriteError, NoUsableCheckpointError, ResumePoint,
                                     find_resume_point)
+from core.train.control import Control
 from core.train.device import describe_device
 from core.runs.store import Run, RunError, RunStateError, RunStore
 
 if TYPE_CHECKING:
-    from core.train.engine import Plan
+    from core.train.engine import AppliedControl, Plan
 
 STEP_METRICS = ("train_loss", "train_acc")
 EPOCH_PREFIX = "epoch_"
@@ -145,10 +155,38 @@ class _Callbacks:
         self.writer, self.signals, self.listener = writer, signals, listener
         self.stop_checked_at = 0.0
         self.stop_flag = False
+        self.controls_checked_at = 0.0
+        self.handed: set[int] = set()      # event ids given to the engine
+        self.first_lr: float | None = None  # a fresh run logs its starting rate at step 0
+        self.best_val_acc: float | None = None  # with a validation split (set from the rows on resume)
 
     def on_start(self, plan: Plan) -> None:
         """The engine's own step counts (engine.Plan) go to the store for progress bars."""
         self.store.set_plan(self.run_id, steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps)
+        if self.first_lr is not None:
+            self.writer.add([(0, 1, "lr", self.first_lr, time.time())])
+
+    def controls(self) -> list:
+        """New controls from the store (read at most every STOP_CHECK_EVERY_S), each handed once."""
+        from core.train.control import Control
+
+        now = time.monotonic()
+        if now - self.controls_checked_at < STOP_CHECK_EVERY_S:
+            return []
+        self.controls_checked_at = now
+        new = [e for e in self.store.events(self.run_id, pending=True) if e.id not in self.handed]
+        self.handed.update(e.id for e in new)
+        return [Control(e.kind, e.value, id=e.id) for e in new]
+
+    def on_control(self, applied: AppliedControl) -> None:
+        """Record where the engine applied a control; the new rate as an `lr` row; the new length."""
+        self.store.mark_event_applied(applied.control.id, step=applied.step, epoch=applied.epoch,
+                                      note=applied.note)
+        self.writer.add([(applied.step, applied.epoch, "lr", applied.lr, time.time())], force=True)
+        if applied.control.kind == "epochs":
+            run = self.store.get(self.run_id)
+            self.store.set_plan(self.run_id, steps_per_epoch=run.steps_per_epoch or 0,
+                                total_steps=applied.total_steps)
 
     def should_stop(self) -> bool:
         """A signal stops at once; the store's stop flag is read at most every STOP_CHECK_EVERY_S."""
@@ -167,8 +205,11 @@ class _Callbacks:
     def on_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
         writer = self.writer
-        test_acc = metrics.get("test_acc")
-        if test_acc is not None and (writer.best_test_acc is None or test_acc > writer.best_test_acc):
+        test_acc, val_acc = metrics.get("test_acc"), metrics.get("val_acc")
+        if val_acc is not None:  # a validation split picks best.pt: the run's best is best.pt's test accuracy
+            if self.best_val_acc is None or val_acc > self.best_val_acc:
+                self.best_val_acc, writer.best_test_acc = val_acc, test_acc
+        elif test_acc is not None and (writer.best_test_acc is None or test_acc > writer.best_test_acc):
             writer.best_test_acc = test_acc
         writer.add([(step, epoch, EPOCH_PREFIX + name, value, now) for name, value in metrics.items()], force=True)
         if self.listener is not None:
@@ -183,6 +224,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
     is none yet). `on_epoch` is an extra listener (the CLI prints the tutorial's lines with it).
     """
     from core.train import engine  # torch is imported here, not when the store is used
+    from core.train.history import HistoryRecorder
 
     run = store.get(run_id)
     if not resume and run.status != "queued":
@@ -201,6 +243,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
     # Rows logged after the checkpoint are dropped before the run shows as running again,
     # so a page that starts reading this attempt never sees them.
     store.truncate_metrics(run_id, after_step=point.step if point is not None else -1)
+    history = HistoryRecorder(store.run_dir(run_id), keep_through=point.epoch if point is not None else 0)
     note = point.note if point is not None else None
     store.mark_running(run_id, pid=os.getpid(), device=device, message=note)
     writer = _MetricWriter(store, run_id, run.train_seconds if point is not None else 0.0,
@@ -211,9 +254,18 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
         with _StopSignals() as signals:
             dataset = data.load_dataset(cfg.dataset)  # read from data.dataset_root(cfg.dataset)
             calls = _Callbacks(store, run_id, writer, signals, on_epoch)
+            if point is None:
+                calls.first_lr = cfg.lr * engine.lr_factor(cfg, 0, 1)
+            elif cfg.val_images:
+                val = store.metrics(run_id).query("name == 'epoch_val_acc'")["value"]
+                calls.best_val_acc = float(val.max()) if len(val) else None
+            replay = [Control(e.kind, e.value, id=e.id, step=e.step)
+                      for e in store.events(run_id, pending=False)] if resume else []
             result = engine.fit(cfg, dataset, store.run_dir(run_id), on_start=calls.on_start,
                                 on_step=calls.on_step, on_epoch=calls.on_epoch, should_stop=calls.should_stop,
-                                resume=point is not None, resume_from=point, progress=progress)
+                                resume=point is not None, resume_from=point, progress=progress,
+                                on_predictions=history.record, controls=calls.controls,
+                                on_control=calls.on_control, replay=replay)
         writer.flush()
         beat.stop()
         final = dict(result.final or {})

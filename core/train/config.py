@@ -267,6 +267,10 @@ class TrainConfig:
     train_subset: int | None = _setting(
         None, "Training images", "Train on only the first N training images.", "optional_int", MODEL_DATA,
         unit="images", minimum=1, cap=MAX_IMAGES, none_means="all")
+    val_images: int = _setting(
+        0, "Validation images", "Hold out this many training images (stratified by class, chosen by the seed) to "
+        "measure each epoch and pick best.pt by; 0 holds out none, as the tutorial does.", "int", MODEL_DATA,
+        unit="images", minimum=0, cap=MAX_IMAGES)
     test_subset: int | None = _setting(
         None, "Test images", "Evaluate on only the first N test images.", "optional_int", MODEL_DATA,
         unit="images", minimum=1, cap=MAX_IMAGES, none_means="all", advanced=True)

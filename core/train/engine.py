@@ -24,6 +24,13 @@ Reporting (no printing; only tqdm bars on stderr when progress=True):
     on_epoch(epoch, step, {"train_loss", "train_acc", "test_loss", "test_acc",
                            "images_per_sec", "elapsed_s", "lr"})   after each epoch
     should_stop() -> bool                                    checked after every step
+    controls() -> [Control]; on_control(AppliedControl)      after every step: changes of the learning
+                                                            rate / epochs / stop at epoch end
+                                                            (core.train.control); `replay` re-applies
+                                                            earlier ones at their steps on resume
+    on_predictions(epoch, test_logits, test_labels)          after each epoch's test, before on_epoch:
+                                                            the logits (N, 10) on the device, for
+                                                            core.train.history (prediction history)
 
 `step` counts optimiser steps since the run began (1-based at the first report); `epoch` is the
 1-based number of the epoch in progress (on_step) or just finished (on_epoch). Accuracies are
@@ -36,7 +43,8 @@ channels_last memory on CPU and CUDA; cfg.compile wraps the model in torch.compi
 
 Checkpoints (core.train.checkpoints, loadable with weights_only=True): run_dir/last.pt at each epoch
 end and on stop (the one it replaces stays as previous.pt until the run completes), run_dir/best.pt,
-a file of its own, whenever test accuracy improves. resume=True continues from last.pt exactly:
+a file of its own, whenever validation accuracy improves (cfg.val_images > 0: a stratified
+split held out of the training images), else whenever test accuracy improves (optimistic). resume=True continues from last.pt exactly:
 same batches, same augmentation, same learning rates, same total step count; when last.pt cannot
 be read, from the newest checkpoint that can (checkpoints.find_resume_point). A checkpoint the
 machine refuses to write (full disk, no permission) raises CheckpointWriteError saying what Resume
@@ -49,9 +57,9 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,12 +69,15 @@ from core.data.images import normalize
 from core.train import batches as batch_path
 from core.train.checkpoints import (PREVIOUS, CheckpointWriteError, ResumePoint, checkpoint_bytes,
                                     find_resume_point, remove_temporary_checkpoints, write_checkpoint)
-from core.train.config import TrainConfig
+from core.data.split import validation_split
+from core.train.config import ConfigError, TrainConfig
+from core.train.control import Control
 from core.train.device import resolve_device
 from core.train.models import build_model
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 EpochCallback = Callable[[int, int, dict[str, float]], None]
+PredictionsCallback = Callable[[int, torch.Tensor, torch.Tensor], None]   # (epoch, test logits, test labels)
 
 EVAL_BATCH_SIZE = 1000
 WHITEN_SAMPLE = 5000          # training images used to set the patch-whitening stem
@@ -86,7 +97,11 @@ class FitResult:
 
 def lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
     """Multiplier of cfg.lr for optimiser step `step` (0-based) of `total_steps` (see core.train.config)."""
-    t = step / max(total_steps, 1)
+    return factor_at(cfg, step / max(total_steps, 1))
+
+
+def factor_at(cfg: TrainConfig, t: float) -> float:
+    """Multiplier of cfg.lr at progress `t` (0 at the first step, 1 at the end of the run)."""
     warm = cfg.warmup
     if warm > 0 and t < warm:
         return 0.1 + 0.9 * t / warm
@@ -184,6 +199,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, tt
              batch_size: int = EVAL_BATCH_SIZE, channels_last: bool = False) -> dict[str, float]:
     """Tutorial part 5: test loss (summed, then divided by N) and accuracy on a whole split."""
     logits = infer(model, images, tta=tta, batch_size=batch_size, channels_last=channels_last)
+    return score_logits(logits, labels)
+
+
+def score_logits(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of a split's logits (what evaluate() reports)."""
     loss_sum = F.cross_entropy(logits, labels, reduction="sum")
     correct = (logits.argmax(1) == labels).sum()
     n = max(len(labels), 1)
@@ -224,6 +244,47 @@ def _rng_state(batches: batch_path.BatchIterator, mid_epoch: bool, device: torch
     return state
 
 
+class Schedule:
+    """The learning-rate multiplier of each step: cfg.schedule over the run's steps, times `scale`.
+
+    Controls change it mid-run (core.train.control): a new rate changes `scale`; a new number of
+    epochs changes the run's length from step `start_step` on, where the schedule had reached
+    progress `start_t`: the rest of the schedule (0 -> 1 in progress) is stretched or squeezed
+    over the steps that are left, so the rate never jumps. Unchanged, factor(step) is exactly
+    lr_factor(cfg, step, total_steps).
+    """
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int):
+        self.cfg, self.steps_per_epoch = cfg, steps_per_epoch
+        self.epochs = cfg.epochs
+        self.total_steps = steps_per_epoch * cfg.epochs
+        self.scale = 1.0
+        self.start_step, self.start_t = 0, 0.0
+
+    def progress(self, step: int) -> float:
+        span = max(self.total_steps - self.start_step, 1)
+        return self.start_t + (step - self.start_step) * (1.0 - self.start_t) / span
+
+    def factor(self, step: int) -> float:
+        return self.scale * factor_at(self.cfg, self.progress(step))
+
+    def set_epochs(self, epochs: int, step: int) -> None:
+        self.start_t, self.start_step = min(self.progress(step), 1.0), step
+        self.epochs, self.total_steps = epochs, self.steps_per_epoch * epochs
+
+
+@dataclass(frozen=True)
+class AppliedControl:
+    """A control as the engine applied it (given to fit's on_control)."""
+    control: Control
+    step: int                 # applied after this optimiser step
+    epoch: int                # the epoch in progress (1-based)
+    lr: float                 # the first parameter group's learning rate from now on
+    epochs: int               # the run's length from now on
+    total_steps: int
+    note: str = ""            # e.g. why an epoch count was raised
+
+
 # ---- the plan and the training state ------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -252,7 +313,8 @@ class TrainingState:
     epoch_done: int = 0                # epochs completed
     step: int = 0                      # optimiser steps since the run began
     step_in_epoch: int = 0             # steps into the epoch in progress
-    best_acc: float | None = None      # best test accuracy so far
+    best_acc: float | None = None      # best.pt's test accuracy (no validation split: the best so far)
+    best_val_acc: float | None = None  # best validation accuracy so far (with a validation split)
     metrics: dict[str, float] = field(default_factory=dict)     # the last finished epoch's
     elapsed_before: float = 0.0        # seconds spent in earlier sessions (resume)
     carried: EpochSums = field(default_factory=EpochSums)       # a resumed epoch's first part
@@ -319,7 +381,17 @@ class _Trainer:
             torch.backends.cudnn.benchmark = True        # pick the fastest conv kernels for fixed shapes
 
         # Part 1: the data, once, as uint8 tensors on the device.
-        train_x, train_y = _subset(dataset.train.images, dataset.train.labels, cfg.train_subset)
+        # A validation split (cfg.val_images) is held out of the training images first (core.data.split).
+        train_x, train_y = dataset.train.images, dataset.train.labels
+        self.val_x = self.val_y = None
+        if cfg.val_images:
+            try:
+                keep, held = validation_split(train_y, cfg.val_images, cfg.seed)
+            except ValueError as exc:
+                raise ConfigError("val_images", str(exc).removeprefix("val_images: ")) from None
+            self.val_x, self.val_y = batch_path.to_device(train_x[held], train_y[held], device)
+            train_x, train_y = train_x[keep], train_y[keep]
+        train_x, train_y = _subset(train_x, train_y, cfg.train_subset)
         test_x, test_y = _subset(dataset.test.images, dataset.test.labels, cfg.test_subset)
         train_x, train_y = batch_path.to_device(train_x, train_y, device)
         self.test_x, self.test_y = batch_path.to_device(test_x, test_y, device)
@@ -346,9 +418,9 @@ class _Trainer:
             alternate_flip=cfg.alternate_flip, flip_seed=cfg.seed)
         steps_per_epoch = len(self.batches)
         total_steps = steps_per_epoch * cfg.epochs
+        self.schedule = Schedule(cfg, steps_per_epoch)    # controls may change it mid-run
         # A plain lambda: LambdaLR then keeps nothing of it in scheduler_state (checkpoint format).
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: lr_factor(cfg, s, total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: self.schedule.factor(s))
         self.average = WeightAverage(model, cfg.ema_decay) if cfg.ema else None
         self.eval_model = self.average.model if self.average else model
         self.forward = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
@@ -357,6 +429,14 @@ class _Trainer:
                          train_images=self.batches.num_images, test_images=len(self.test_y),
                          device=str(device), precision=self.precision)
         self.state = TrainingState()
+        self.on_predictions: PredictionsCallback | None = None   # set by fit()
+        # Controls (core.train.control), set by fit(): a source of new ones, its listener, the
+        # ones applied in earlier sessions (replayed at their steps), and the ones applied so far.
+        self.controls: Callable[[], list[Control]] | None = None
+        self.on_control: Callable[[AppliedControl], None] | None = None
+        self.replay: list[Control] = []
+        self.applied: list[dict[str, Any]] = []
+        self.stop_at_epoch_end = False
 
     # -- resume ---------------------------------------------------------------------------
 
@@ -378,11 +458,63 @@ class _Trainer:
         sums = ckpt.get("epoch_progress")
         self.state = TrainingState(
             epoch_done=ckpt["epoch"], step=ckpt["step"], step_in_epoch=ckpt["step_in_epoch"],
-            best_acc=ckpt.get("best_test_acc"), metrics=dict(ckpt.get("metrics") or {}),
+            best_acc=ckpt.get("best_test_acc"), best_val_acc=ckpt.get("best_val_acc"),
+            metrics=dict(ckpt.get("metrics") or {}),
             elapsed_before=float(ckpt.get("elapsed_s", 0.0)),
             carried=EpochSums(sums["loss_sum"], sums["correct"], sums["seen"]) if sums else EpochSums())
         self.saved = (point.epoch, point.step)
         self.last_is_good = point.path == self.last_path
+
+    # -- controls: changes while the run trains ---------------------------------------------
+
+    def apply_control(self, control: Control) -> AppliedControl:
+        """Apply one control (core.train.control) between two steps; the new rate applies from
+        the next step on."""
+        state, schedule, note = self.state, self.schedule, ""
+        in_progress = state.epoch_done + (1 if state.step_in_epoch > 0 else 0)
+        if control.kind == "lr_factor":
+            schedule.scale *= float(control.value)
+        elif control.kind == "lr":
+            schedule.scale = float(control.value) / self.cfg.lr
+        elif control.kind == "epochs":
+            epochs = int(control.value)
+            if epochs < max(in_progress, 1):
+                note = f"raised to {max(in_progress, 1)}: epoch {max(in_progress, 1)} is already under way"
+                epochs = max(in_progress, 1)
+            schedule.set_epochs(epochs, state.step)
+            self.plan = replace(self.plan, epochs=epochs, total_steps=schedule.total_steps)
+        elif control.kind == "stop_at_epoch_end":
+            self.stop_at_epoch_end = True
+        else:
+            raise ValueError(f"unknown control {control.kind!r}")
+        factor = schedule.factor(self.scheduler.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self.applied.append({"kind": control.kind, "value": control.value, "step": state.step})
+        return AppliedControl(control, state.step, state.epoch_done + 1, self.optimizer.param_groups[0]["lr"],
+                              schedule.epochs, schedule.total_steps, note)
+
+    def take_controls(self) -> None:
+        """Between steps: replays due at this step, then new controls (reported to on_control)."""
+        step = self.state.step
+        while self.replay and self.replay[0].step <= step:
+            self.apply_control(self.replay.pop(0))
+        if self.controls is not None:
+            for control in self.controls():
+                applied = self.apply_control(control)
+                if self.on_control is not None:
+                    self.on_control(applied)
+
+    def replay_until_now(self) -> None:
+        """Before training: the controls an earlier session applied up to the restored step (a
+        stop at epoch end counts only while its epoch is still to finish)."""
+        spe = self.plan.steps_per_epoch
+        while self.replay and self.replay[0].step <= self.state.step:
+            control = self.replay.pop(0)
+            self.apply_control(control)
+            if control.kind == "stop_at_epoch_end" and -(-control.step // spe) <= self.state.epoch_done:
+                self.stop_at_epoch_end = False
 
     # -- part 4: training -----------------------------------------------------------------
 
@@ -427,6 +559,8 @@ class _Trainer:
                     bar.update(1)
                 if state.step % cfg.log_every == 0 and not self._report(run, on_step, bar):
                     return run.end("diverged")
+                if self.replay or self.controls is not None:
+                    self.take_controls()
                 if should_stop is not None and should_stop():
                     return run.end("stopped")
         finally:
@@ -450,7 +584,7 @@ class _Trainer:
             return None
         from tqdm.auto import tqdm
         return tqdm(total=self.plan.steps_per_epoch, initial=self.state.step_in_epoch,
-                    desc=f"epoch {epoch}/{self.cfg.epochs}", unit="step", leave=False, dynamic_ncols=True)
+                    desc=f"epoch {epoch}/{self.schedule.epochs}", unit="step", leave=False, dynamic_ncols=True)
 
     # -- part 5 and the checkpoints ---------------------------------------------------------
 
@@ -465,10 +599,12 @@ class _Trainer:
         if not math.isfinite(train_loss):
             return self.diverged("during training")
         # Part 5: test the network on the whole test split.
-        test = evaluate(self.eval_model, self.test_x, self.test_y, tta=self.cfg.tta,
-                        channels_last=self.channels_last)
+        logits = infer(self.eval_model, self.test_x, tta=self.cfg.tta, channels_last=self.channels_last)
+        test = score_logits(logits, self.test_y)
         if not math.isfinite(test["loss"]):
             return self.diverged("on the test images")
+        if self.on_predictions is not None:   # every test image's logits (the worker keeps a history)
+            self.on_predictions(run.epoch, logits, self.test_y)
         state.epoch_done = run.epoch
         state.step_in_epoch = 0
         state.metrics = {
@@ -478,13 +614,28 @@ class _Trainer:
             "elapsed_s": self.elapsed(),
             "lr": self.optimizer.param_groups[0]["lr"],
         }
-        improved = state.best_acc is None or test["acc"] > state.best_acc
-        if improved:
-            state.best_acc = test["acc"]
+        improved = self.score_validation(test["acc"])
         if on_epoch is not None:
             on_epoch(run.epoch, state.step, dict(state.metrics))
         self.save(self.checkpoint_payload(mid_epoch=False), best=improved)
         return None
+
+    def score_validation(self, test_acc: float) -> bool:
+        """Whether this epoch's model is the new best.pt. With a validation split: by validation
+        accuracy (measured here, added to the metrics; best_acc is then best.pt's test accuracy);
+        without one, by test accuracy (the tutorial's way, optimistic: chosen on the reported split)."""
+        state = self.state
+        if self.val_x is None:
+            improved = state.best_acc is None or test_acc > state.best_acc
+        else:
+            val = evaluate(self.eval_model, self.val_x, self.val_y, tta=self.cfg.tta, channels_last=self.channels_last)
+            state.metrics.update(val_loss=val["loss"], val_acc=val["acc"])
+            improved = state.best_val_acc is None or val["acc"] > state.best_val_acc
+            if improved:
+                state.best_val_acc = val["acc"]
+        if improved:
+            state.best_acc = test_acc
+        return improved
 
     def stop(self, run: _EpochRun) -> FitResult:
         """A clean stop mid-epoch: last.pt with the epoch's sums so far, so resume continues exactly."""
@@ -541,12 +692,15 @@ class _Trainer:
             "scheduler_state": self.scheduler.state_dict(),
             "rng": _rng_state(self.batches, mid_epoch, self.device),
             "best_test_acc": state.best_acc,
+            "best_val_acc": state.best_val_acc,
             "elapsed_s": self.elapsed(),
             "device": str(self.device),
             "precision": self.precision,
             # A plain str: torch.__version__ is a TorchVersion, which weights_only loading refuses.
             "torch_version": str(torch.__version__),
             "epoch_progress": asdict(epoch_progress or EpochSums()),
+            "controls": [dict(c) for c in self.applied],     # changes since `config` (core.train.control)
+            "epochs": self.schedule.epochs,                   # the run's length after them
         }
         if self.average:
             data["train_state"] = self.model.state_dict()   # the raw weights the optimiser moves
@@ -573,19 +727,32 @@ class _Trainer:
 def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = None,
         on_epoch: EpochCallback | None = None, should_stop: Callable[[], bool] | None = None,
         resume: bool = False, progress: bool = False,
-        on_start: Callable[[Plan], None] | None = None, resume_from: ResumePoint | None = None) -> FitResult:
+        on_start: Callable[[Plan], None] | None = None, resume_from: ResumePoint | None = None,
+        on_predictions: PredictionsCallback | None = None,
+        controls: Callable[[], list[Control]] | None = None,
+        on_control: Callable[[AppliedControl], None] | None = None,
+        replay: Sequence[Control] = ()) -> FitResult:
     """Train cfg.model on `dataset` (core.data.Dataset) and write checkpoints to `run_dir`.
 
     resume=True continues from `resume_from` (a checkpoints.find_resume_point the caller already
     made), else from the newest checkpoint in run_dir that loads; from the beginning when there
     is none. NoUsableCheckpointError when there are checkpoints but none can be resumed from.
+
+    Controls (core.train.control): `controls()` is asked between steps for new ones, each applied
+    at once and reported to `on_control(AppliedControl)`; `replay` holds those an earlier session
+    applied (with their steps): the ones up to the restored step are applied before training, the
+    others at their steps, so a resumed run follows the same rates and length.
     """
     trainer = _Trainer(cfg, dataset, Path(run_dir), progress=progress)      # parts 1-3
+    trainer.controls, trainer.on_control = controls, on_control
+    trainer.replay = sorted(replay, key=lambda c: (c.step, c.id or 0))
+    trainer.on_predictions = on_predictions
     trainer.tidy(finished=False)                  # what killed writes left behind
     if resume:
         point = resume_from if resume_from is not None else find_resume_point(run_dir, model=cfg.model)
         if point is not None:
             trainer.restore(point)
+    trainer.replay_until_now()
     if on_start is not None:
         on_start(trainer.plan)
     result = _train(trainer, on_step, on_epoch, should_stop)
@@ -596,12 +763,12 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
 def _train(trainer: _Trainer, on_step: StepCallback | None, on_epoch: EpochCallback | None,
            should_stop: Callable[[], bool] | None) -> FitResult:
     """Per epoch: part 4, then part 5 and the checkpoints, until done, stopped or diverged."""
-    cfg, state = trainer.cfg, trainer.state
-    if state.epoch_done >= cfg.epochs:
+    schedule, state = trainer.schedule, trainer.state
+    if state.epoch_done >= schedule.epochs:
         return trainer.result("completed", "Already complete.")
 
     trainer.model.train()
-    while state.epoch_done < cfg.epochs:
+    while state.epoch_done < schedule.epochs:
         epoch = trainer.train_one_epoch(on_step, should_stop)                # part 4
         if epoch.outcome == "diverged":
             return trainer.diverged("during training")
@@ -610,5 +777,12 @@ def _train(trainer: _Trainer, on_step: StepCallback | None, on_epoch: EpochCallb
         failed = trainer.end_of_epoch(epoch, on_epoch)                       # part 5, checkpoints
         if failed is not None:
             return failed
-    return trainer.result("completed", f"Finished {cfg.epochs} epochs ({state.step} steps); best test "
+        if trainer.stop_at_epoch_end and state.epoch_done < schedule.epochs:
+            return trainer.result("stopped", f"Stopped at the end of epoch {state.epoch_done} as asked (step "
+                                  f"{state.step}); resume continues with epoch {state.epoch_done + 1}.")
+    if state.best_val_acc is not None:
+        return trainer.result("completed", f"Finished {schedule.epochs} epochs ({state.step} steps); best "
+                              f"validation accuracy {100 * state.best_val_acc:.2f}% (best.pt: test accuracy "
+                              f"{100 * state.best_acc:.2f}%).")
+    return trainer.result("completed", f"Finished {schedule.epochs} epochs ({state.step} steps); best test "
                           f"accuracy {100 * state.best_acc:.2f}%.")

@@ -27,3 +27,20 @@ COMPARE_CHART_KEY = "ev_compare_chart"
 UPLOAD_KEY = "ev_upload"
 UPLOAD_CHART_KEY = "ev_upload_chart"
 REPLAY_KEY = "ev_replay"
+
+# epoch by epoch (the prediction history) and the history filters of the browser
+HISTORY_PREFIX = "ev_hist"               # + "_epoch" (the scrubber), "_latest", "_per_class", ...
+HISTORY_FILTER_KEY = "ev_history_filter"
+CHANGES_KEY = "ev_changes_k"
+STRIP_KEY = "ev_strip"
+
+# where the model looks (the image dialog and the upload)
+SHOW_KEY = "ev_saliency_show"             # the toggle that shows the maps (prefixed "upload_" there)
+OPACITY_KEY = "ev_saliency_opacity"
+LAYER_KEY = "ev_saliency_layer"
+SMOOTH_KEY = "ev_saliency_smooth"
+
+# the feature map
+MAP_BUTTON_KEY = "ev_map_compute"
+MAP_CHART_KEY = "ev_map_chart"
+MAP_CLASS_KEY = "ev_map_classes"

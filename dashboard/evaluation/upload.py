@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import evaluate
 from dashboard.common import plain
-from dashboard.evaluation import loading
+from dashboard.evaluation import loading, saliency_view
 from dashboard.evaluation.keys import UPLOAD_CHART_KEY, UPLOAD_KEY
 from dashboard.figures import evaluation as figs, pixelated
 
@@ -37,5 +37,7 @@ def upload_panel(checkpoint: str, key: str, classes: tuple[str, ...], synthetic:
     a.image(upload.getvalue(), caption=f"your image ({width}x{height} {result.format})", width=PREVIEW_WIDTH)
     b.image(pixelated(result.image, 5), caption="what the model sees (32x32)", width=PREVIEW_WIDTH)
     c.plotly_chart(figs.topk_bar(result.top), key=UPLOAD_CHART_KEY)
+    saliency_view.saliency_pair((checkpoint, key), result.image, int(result.top[0][0]), None, classes,
+                                prefix="upload_")
     if synthetic:
         st.caption("This run learned the synthetic demo set, so real photos mean little to it.")

@@ -104,3 +104,63 @@ def compare_per_class(classes: Sequence[str], runs: Sequence[tuple[str, Sequence
                       xaxis=dict(title="Class"), height=400, margin=MARGIN, font=FONT,
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
+
+
+# ---- epoch by epoch (core.evaluate.history) ---------------------------------------------------
+
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+
+
+def per_class_over_epochs(classes: Sequence[str], epochs: Sequence[int], accuracy: np.ndarray,
+                          selected_epoch: int | None = None) -> go.Figure:
+    """Heatmap: one row per class, one column per recorded epoch, colour = that class's test accuracy."""
+    acc = np.asarray(accuracy, dtype=float)                      # (E, C)
+    fig = go.Figure(go.Heatmap(
+        z=acc.T, x=[int(e) for e in epochs], y=list(classes), colorscale="Viridis", zmin=0, zmax=1,
+        colorbar=dict(title="accuracy", tickformat=".0%"), xgap=1, ygap=1,
+        hovertemplate="%{y}, epoch %{x}: %{z:.1%}<extra></extra>"))
+    if selected_epoch is not None:
+        fig.add_vline(x=selected_epoch, line_color="#f97316", line_width=3)
+    fig.update_layout(title="Per-class test accuracy over epochs (orange line: the epoch shown)",
+                      xaxis=dict(title="Epoch", dtick=max(1, len(epochs) // 12)),
+                      yaxis=dict(title=None, autorange="reversed"), height=380, margin=MARGIN, font=FONT)
+    return fig
+
+
+def forgotten_bar(classes: Sequence[str], counts: Sequence[int], support: Sequence[int]) -> go.Figure:
+    """Bars: test images of each class forgotten at least once (correct at an epoch, wrong at the next)."""
+    counts = np.asarray(counts, dtype=int)
+    support = np.asarray(support, dtype=int)
+    share = np.divide(counts, support, out=np.zeros(len(counts)), where=support > 0)
+    fig = go.Figure(go.Bar(x=list(classes), y=counts, marker_color=SECOND, customdata=share,
+                           text=[str(c) for c in counts], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{x}: %{y} images (%{customdata:.1%} of the class)<extra></extra>"))
+    fig.update_layout(title="Test images forgotten at least once, per class", yaxis=dict(title="Images"),
+                      xaxis=dict(title="True class"), height=320, margin=MARGIN, font=FONT, showlegend=False)
+    return fig
+
+
+def pca_scatter(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str],
+                explained: Sequence[float]) -> go.Figure:
+    """WebGL scatter of the 2-D map: colour = true class, a cross = a mistake; customdata = test index."""
+    coords = np.asarray(coords)
+    labels = np.asarray(labels)
+    predicted = np.asarray(predicted)
+    fig = go.Figure()
+    index = np.arange(len(labels))
+    for c, name in enumerate(classes):
+        pick = labels == c
+        wrong = predicted[pick] != c
+        fig.add_trace(go.Scattergl(
+            x=coords[pick, 0], y=coords[pick, 1], mode="markers", name=name,
+            marker=dict(color=CLASS_COLORS[c % len(CLASS_COLORS)], size=np.where(wrong, 7, 5),
+                        symbol=np.where(wrong, "x", "circle"), opacity=0.75, line=dict(width=0)),
+            customdata=np.stack([index[pick], predicted[pick]], 1),
+            hovertemplate=f"#%{{customdata[0]}} · true {name}<extra></extra>"))
+    ex = list(explained) + [0.0, 0.0]
+    fig.update_layout(title="Test images by the model's features (PCA; crosses: mistakes)",
+                      xaxis=dict(title=f"direction 1 ({ex[0]:.0%} of the variance)", zeroline=False),
+                      yaxis=dict(title=f"direction 2 ({ex[1]:.0%} of the variance)", zeroline=False),
+                      height=560, margin=MARGIN, font=FONT, dragmode="lasso", legend=dict(itemsizing="constant"))
+    return fig

@@ -13,10 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.text import format_duration
-from core.runs.store import METRIC_COLUMNS, Run
+from core.runs.store import METRIC_COLUMNS, Run, RunEvent
 
 COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 RAW_COLOR, SMOOTH_COLOR, TEST_COLOR = "#93c5fd", "#1d4ed8", "#dc2626"
+EVENT_COLOR, LR_COLOR = "#7c3aed", "#059669"
 # Material icons for st.markdown / st.badge (emoji need a colour-emoji font, which browsers may lack)
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
                 "completed": ":material/check_circle:", "stopped": ":material/pause_circle:",
@@ -67,7 +68,30 @@ def _dataset_note(synthetic: bool) -> str:
     return " (synthetic)" if synthetic else ""
 
 
-def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 0.2) -> go.Figure:
+def applied_events(events: list[RunEvent] | None) -> list[RunEvent]:
+    """The events a trainer applied (they have a step), in step order."""
+    return sorted((e for e in events or [] if not e.pending), key=lambda e: (e.step, e.id))
+
+
+def mark_events(fig: go.Figure, events: list[RunEvent] | None, *, per_epoch: int | None = None,
+                rates: pd.DataFrame | None = None) -> None:
+    """A dashed vertical line, labelled, at the step where each control was applied (`per_epoch`:
+    the x axis counts epochs, so the line sits at step / steps per epoch; `rates`: lr_series rows,
+    so an lr change's label ends with the new rate)."""
+    new_lr = dict(zip(rates["step"], rates["value"])) if rates is not None else {}
+    for i, event in enumerate(applied_events(events)):
+        x = event.step / per_epoch if per_epoch else event.step
+        text = event.text
+        if event.kind == "lr_factor" and event.step in new_lr:   # "lr → X" says it already
+            text += f" → {new_lr[event.step]:.3g}"
+        fig.add_vline(x=x, line=dict(color=EVENT_COLOR, width=1.5, dash="dash"),
+                      annotation=dict(text=text, font=dict(color=EVENT_COLOR, size=11),
+                                      yshift=-14 * (i % 3)),
+                      annotation_position="top right")
+
+
+def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 0.2,
+                events: list[RunEvent] | None = None) -> go.Figure:
     """Training loss per reported step (raw and EMA-smoothed) with the test loss of each epoch."""
     fig = go.Figure()
     train = series(frame, "train_loss")
@@ -85,16 +109,44 @@ def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 
     fig.update_layout(title_text=f"Loss{_dataset_note(synthetic)}")
     if train.empty:
         _waiting_note(fig, "The loss appears after the first reported steps")
+    mark_events(fig, events)
     fig.update_xaxes(title_text="optimiser step", rangemode="tozero")
     fig.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")
     return fig
 
 
-def accuracy_figure(frame: pd.DataFrame, *, synthetic: bool = False, epochs: int | None = None) -> go.Figure:
+def lr_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """The learning rate by step: the `lr` rows (the start, and each change) and `epoch_lr` (each
+    epoch's end), one value per step."""
+    rows = frame[frame["name"].isin(["lr", "epoch_lr"])].sort_values(["step", "id"])
+    return rows.drop_duplicates("step", keep="last")
+
+
+def lr_figure(frame: pd.DataFrame, *, events: list[RunEvent] | None = None, synthetic: bool = False) -> go.Figure:
+    """The learning rate over the run (known at its start, each epoch's end and each change)."""
+    fig = go.Figure()
+    rows = lr_series(frame)
+    fig.add_scatter(x=rows["step"], y=rows["value"], mode="lines+markers", name="learning rate",
+                    line=dict(color=LR_COLOR, width=2, shape="hv"), marker=dict(size=6),
+                    hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>")
+    fig.update_layout(**LAYOUT, showlegend=False)
+    fig.update_layout(title_text=f"Learning rate{_dataset_note(synthetic)}")
+    if rows.empty:
+        _waiting_note(fig, "The learning rate appears when the run starts")
+    mark_events(fig, events, rates=rows)
+    fig.update_xaxes(title_text="optimiser step", rangemode="tozero")
+    fig.update_yaxes(title_text="learning rate", exponentformat="e", rangemode="tozero")
+    return fig
+
+
+def accuracy_figure(frame: pd.DataFrame, *, synthetic: bool = False, epochs: int | None = None,
+                    events: list[RunEvent] | None = None, steps_per_epoch: int | None = None) -> go.Figure:
     """Train and test accuracy after each epoch, in percent."""
     fig = go.Figure()
-    for name, label, color in (("epoch_train_acc", "train accuracy", SMOOTH_COLOR),
-                               ("epoch_test_acc", "test accuracy", TEST_COLOR)):
+    curves = [("epoch_train_acc", "train accuracy", SMOOTH_COLOR), ("epoch_test_acc", "test accuracy", TEST_COLOR)]
+    if (frame["name"] == "epoch_val_acc").any():   # a validation split: it picks best.pt
+        curves.append(("epoch_val_acc", "validation accuracy", LR_COLOR))
+    for name, label, color in curves:
         rows = series(frame, name)
         fig.add_scatter(x=rows["epoch"], y=100 * rows["value"], mode="lines+markers", name=label,
                         line=dict(color=color, width=2), marker=dict(size=8),
@@ -103,6 +155,8 @@ def accuracy_figure(frame: pd.DataFrame, *, synthetic: bool = False, epochs: int
     fig.update_layout(title_text=f"Accuracy per epoch{_dataset_note(synthetic)}")
     if not (frame["name"] == "epoch_test_acc").any():
         _waiting_note(fig, "Accuracy appears after each epoch")
+    if steps_per_epoch:
+        mark_events(fig, events, per_epoch=steps_per_epoch)
     fig.update_xaxes(title_text="epoch", dtick=1, range=[0.5, (epochs or 1) + 0.5] if epochs else None)
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 100])
     return fig
@@ -155,12 +209,13 @@ def progress(run: Run, frame: pd.DataFrame, *, now: float | None = None) -> Prog
     """Where a run is: epoch, step, speed (from the last reports) and time left."""
     now = now or time.time()
     cfg = run.config
+    epochs = run_epochs(run)
     steps = frame[frame["name"].isin(["train_loss", "epoch_train_loss"])]
     step = int(steps["step"].max()) if len(steps) else int(run.final_metrics.get("step", 0) or 0)
     epochs_done = int(frame.loc[frame["name"] == "epoch_test_acc", "epoch"].max()) \
         if (frame["name"] == "epoch_test_acc").any() else 0
     per_epoch = run.steps_per_epoch
-    epoch = min(cfg.epochs, (step // per_epoch + (step % per_epoch > 0)) if per_epoch else max(epochs_done, 1))
+    epoch = min(epochs, (step // per_epoch + (step % per_epoch > 0)) if per_epoch else max(epochs_done, 1))
     epoch = max(epoch, 1)
     total = run.total_steps
     fraction = min(step / total, 1.0) if total else 0.0
@@ -187,15 +242,55 @@ def progress(run: Run, frame: pd.DataFrame, *, now: float | None = None) -> Prog
         eta = max(total - step, 0) / steps_per_sec
     elif run.is_active and total and images_per_sec:
         eta = max(total - step, 0) * cfg.batch_size / images_per_sec
-    return Progress(epoch, cfg.epochs, step, total, fraction, steps_per_sec, images_per_sec, eta)
+    return Progress(epoch, epochs, step, total, fraction, steps_per_sec, images_per_sec, eta)
+
+
+def run_epochs(run: Run) -> int:
+    """The run's length now: its config's epochs, or what a control made of them (the stored plan)."""
+    if run.total_steps and run.steps_per_epoch:
+        return max(run.total_steps // run.steps_per_epoch, 1)
+    return run.config.epochs
+
+
+def events_table(events: list[RunEvent], *, active: bool) -> pd.DataFrame:
+    """The changes asked for a run, oldest first: what, when asked, where applied, the trainer's note."""
+    rows = []
+    for e in events:
+        if e.pending:
+            where = "waiting for the trainer" if active else "not applied (the run ended first)"
+        else:
+            where = f"after step {e.step} (epoch {e.epoch})"
+        rows.append({"change": e.text, "asked": time.strftime("%H:%M:%S", time.localtime(e.requested_at)),
+                     "applied": where, "note": e.note or ""})
+    return pd.DataFrame(rows, columns=["change", "asked", "applied", "note"])
+
+
+def settings_with_changes(run: Run, events: list[RunEvent]) -> str:
+    """'lr 0.001 → 0.0005 (step 120) · epochs 10 → 12 (step 300)', or '' when nothing changed."""
+    from core.train.control import changed_settings
+
+    changes = changed_settings(run.config, applied_events(events))
+    parts = []
+    for name, original in (("lr", run.config.lr), ("epochs", run.config.epochs)):
+        if name in changes:
+            steps = " → ".join(f"{v:g} (step {s})" for s, v in changes[name])
+            parts.append(f"{name} {original:g} → {steps}")
+    return " · ".join(parts)
 
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "–"
 
 
+# What "best" means: with a validation split, the epoch with the highest validation accuracy (its
+# test accuracy is the run's "best test acc"); without one, the highest test accuracy itself, which
+# was chosen on the split it reports (optimistic).
+BEST_CHOSEN_BY = {True: "validation accuracy", False: "test accuracy (optimistic)"}
+
+
 def runs_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per run, for st.dataframe."""
+    """One row per run, for st.dataframe ("best test acc": the test accuracy of best.pt, chosen as
+    "best.pt chosen by" says)."""
     rows = []
     for r in runs:
         rows.append({
@@ -206,12 +301,13 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
             "model": r.config.model,
             "dataset": r.dataset_label,
             "best test acc (%)": None if r.best_test_acc is None else round(100 * r.best_test_acc, 2),
+            "best.pt chosen by": BEST_CHOSEN_BY[bool(r.config.val_images)],
             "epochs": r.config.epochs,
             "duration": format_duration(r.train_seconds) if r.train_seconds else "–",
             "device": r.device or "–",
             "created": _when(r.created_at),
         })
-    columns = ["run", "name", "status", "preset", "model", "dataset", "best test acc (%)", "epochs",
+    columns = ["run", "name", "status", "preset", "model", "dataset", "best test acc (%)", "best.pt chosen by", "epochs",
                "duration", "device", "created"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -228,3 +324,28 @@ def config_diff(runs: list[Run], *, only_differences: bool = True) -> pd.DataFra
         frame = frame[differs]
     return frame.astype(str).replace({"None": "–"})
 
+
+
+def lr_finder_figure(result: dict) -> go.Figure:
+    """The finder's loss (raw and smoothed) against the learning rate on a log axis, with its
+    suggestion marked (result: core.train.lr_finder.FinderResult as a dict)."""
+    fig = go.Figure()
+    lrs = result.get("lrs") or []
+    fig.add_scatter(x=lrs, y=result.get("losses") or [], mode="lines", name="loss (each step)",
+                    line=dict(color=RAW_COLOR, width=1))
+    fig.add_scatter(x=lrs, y=result.get("smoothed") or [], mode="lines", name="loss (smoothed)",
+                    line=dict(color=SMOOTH_COLOR, width=2.5),
+                    hovertemplate="lr %{x:.3g}<br>smoothed loss %{y:.4f}<extra></extra>")
+    suggestion = result.get("suggestion")
+    if suggestion:
+        fig.add_vline(x=suggestion, line=dict(color=EVENT_COLOR, width=1.5, dash="dash"),
+                      annotation=dict(text=f"suggested {suggestion:.3g}", font=dict(color=EVENT_COLOR)),
+                      annotation_position="top left")
+    smoothed = [v for v in result.get("smoothed") or [] if v is not None]
+    fig.update_layout(**LAYOUT, legend=LEGEND_LOSS)
+    fig.update_layout(title_text="Learning-rate finder")
+    fig.update_xaxes(title_text="learning rate", type="log", exponentformat="power")
+    if smoothed:   # the explosion at the end would squash the curve: cap the axis above the start
+        fig.update_yaxes(range=[min(smoothed) * 0.9, max(smoothed[0] * 1.3, min(smoothed) * 1.5)])
+    fig.update_yaxes(title_text="training loss")
+    return fig

@@ -12,9 +12,9 @@ from streamlit.errors import StreamlitAPIException
 from core.train.checkpoints import CheckpointError
 from core.train.models import MODELS
 from dashboard import common
-from dashboard.evaluation import browser, compare, loading, replay, upload
-from dashboard.evaluation.keys import (CKPT_KEY, CLASS_TABLE_KEY, CONFUSION_KEY, NORMALIZED_KEY, PAIR_PREFIX,
-                                       PER_CLASS_CHART_KEY, RUN_KEY)
+from dashboard.evaluation import browser, compare, feature_map, history, loading, replay, upload
+from dashboard.evaluation.keys import (CKPT_KEY, CLASS_TABLE_KEY, CONFUSION_KEY, HISTORY_PREFIX, NORMALIZED_KEY,
+                                       PAIR_PREFIX, PER_CLASS_CHART_KEY, RUN_KEY)
 from dashboard.figures import evaluation as figs
 
 
@@ -104,8 +104,10 @@ for pair in summary.most_confused(8):
                  key=f"{PAIR_PREFIX}{pair.true_class}_{pair.predicted_class}", on_click=browser.set_pair,
                  args=(pair.true_class, pair.predicted_class), width="stretch")
 
-# ---- the longer sections --------------------------------------------------------------------
-browser.misclassified_browser(preds, dataset.test.images)
+# ---- epoch by epoch, then the longer sections -----------------------------------------------
+history_record = history.history_section(store.run_dir(run.id), classes, HISTORY_PREFIX, synthetic=dataset.synthetic)
+browser.misclassified_browser(preds, dataset.test.images, history_record, (checkpoint, preds.key))
+feature_map.feature_map(checkpoint, preds.key, which, preds, dataset.test.images, dataset.kind, dataset.synthetic)
 if cfg.model == "tutorial_mlp":
     replay.numpy_replay_check(checkpoint, preds.key, dataset.test.images, dataset.test.labels)
 compare.comparison(store, runs, run, which, summary, dataset)

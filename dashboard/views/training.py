@@ -13,8 +13,8 @@ from core.runs import jobs
 from core.runs.store import Run, RunError, RunStore
 from core.train.config import PRESETS, ConfigError
 from core.train.device import usable_devices
-from dashboard import common, config_form, run_panel
-from dashboard.training_keys import FORM, NAME, PRESET, SELECTED, START
+from dashboard import common, config_form, lr_finder_panel, run_panel
+from dashboard.training_keys import FIND_LR, FORM, NAME, PRESET, SELECTED, START
 
 DEFAULT_PRESET = "fast_mlp"
 
@@ -38,12 +38,22 @@ def new_run_form(store: RunStore, kind: str, active: list[Run], data_missing: bo
         submitted = st.form_submit_button(
             "Start training", type="primary", key=START, disabled=busy or data_missing, width="stretch",
             help=f"{active[0].label} is still training; stop it first or set CIFARLAB_MAX_ACTIVE_RUNS" if busy else None)
-    if not submitted:
+        find = st.form_submit_button(
+            "Find a learning rate", key=FIND_LR, disabled=data_missing, width="stretch",
+            help="A short test run (at most 300 steps, about a minute on a CPU for the MLP) with these settings "
+                 "and the rate rising from 1e-7 to 10; it suggests a rate and stores no run.  \nCommand line: "
+                 "`python -m core lr-find`")
+    if not (submitted or find):
+        lr_finder_panel.draw()
         return
     try:
         cfg = preset.config.replace(**config_form.changes(), dataset=kind, preset=preset.name)
     except ConfigError as exc:
         st.error(f"**{config_form.label(exc.field)}**: {exc.message}")
+        return
+    if find:
+        lr_finder_panel.start(cfg)
+        lr_finder_panel.draw()
         return
     try:
         run = jobs.start_run(store, cfg, st.session_state.get(NAME) or None)

@@ -1,0 +1,56 @@
+"""Where the model looks: saliency maps for the predicted and the true class, side by side.
+
+Used by the image dialog of the misclassified browser and by the upload section; the maps come
+from core.evaluate.saliency (Grad-CAM / LayerCAM for conv nets, gradient x input for the MLP).
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.evaluate import saliency as sal
+from dashboard.evaluation import loading
+from dashboard.evaluation.keys import LAYER_KEY, OPACITY_KEY, SHOW_KEY, SMOOTH_KEY
+
+SCALE = 7
+SMOOTH_SAMPLES = 16
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _maps(path: str, key: str, image: bytes, targets: tuple[int, ...], layer: str, smooth: int):
+    """(heat, method, grid) per target for one image (raw uint8 32x32x3 bytes) and checkpoint version."""
+    model = loading.load_model(path, key).model
+    pixels = np.frombuffer(image, np.uint8).reshape(32, 32, 3).copy()
+    return [(m.heat, m.method, m.grid) for m in
+            sal.saliency_maps(model, pixels, list(targets), layer=layer, smooth=smooth)]
+
+
+def saliency_pair(model_ref: tuple[str, str], image: np.ndarray, predicted: int, true: int | None,
+                  classes: tuple[str, ...], prefix: str = "") -> None:
+    """Maps of the predicted class and (when known and different) the true class, with controls."""
+    path, key = model_ref
+    if not st.toggle("Show where the model looks (saliency maps)", key=prefix + SHOW_KEY):
+        return
+    conv = sal.is_conv_net(loading.load_model(path, key).model)
+    st.markdown("**Where the model looks**")
+    c = st.columns([2, 2])
+    opacity = c[0].slider("Map opacity", 0.0, 1.0, 0.55, 0.05, key=prefix + OPACITY_KEY)
+    if conv:
+        layer = c[1].radio("Map", list(sal.LAYERS), format_func=sal.LAYERS.get, key=prefix + LAYER_KEY,
+                           horizontal=True)
+        smooth = 0
+    else:
+        layer = "last"
+        smooth = SMOOTH_SAMPLES if c[1].toggle("SmoothGrad (average of 16 noisy copies)",
+                                               key=prefix + SMOOTH_KEY) else 0
+    targets = [predicted] + ([true] if true is not None and true != predicted else [])
+    maps = _maps(path, key, np.ascontiguousarray(image, np.uint8).tobytes(), tuple(targets), layer, smooth)
+    cols = st.columns(len(targets) + 1)
+    cols[0].image(np.repeat(np.repeat(image, SCALE, 0), SCALE, 1), caption="the image", width=32 * SCALE)
+    for col, target, (heat, method, grid) in zip(cols[1:], targets, maps):
+        role = "predicted" if target == predicted else "true"
+        col.image(sal.overlay(image, heat, opacity, SCALE), width=32 * SCALE,
+                  caption=f"{role} class: {classes[target]} ({method}, {grid[0]}x{grid[1]} grid)")
+    if true is not None and true == predicted:
+        st.caption("Predicted and true class are the same: one map.")
+    st.caption(sal.HOW_TO_READ)
