@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train.config import GROUPS, PRESETS, config_fields, field_spec
+    from core.train.config import field_spec
 
     parser = _Parser(prog="python -m core", description="CIFAR Lab from the command line.")
     sub = parser.add_subparsers(dest="command", metavar="{train,data,runs,control,lr-find}", parser_class=_Parser)
@@ -49,17 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train a model on CIFAR-10 or the synthetic demo set. Without "
                            "--preset the tutorial's recipe (the defaults shown below) is the starting point; "
                            "every setting given overrides it.")
-    start = train.add_argument_group("starting point")
-    start.add_argument("--preset", choices=list(PRESETS), default=argparse.SUPPRESS,
-                       help="start from a named preset's settings (recorded with the run)")
-    start.add_argument("--demo", action="store_true", help="use the synthetic demo set (works offline); "
-                       "the same as --dataset synthetic")
-    start.add_argument("--dry-run", action="store_true",
-                       help="a tiny smoke run: 512 synthetic images, 1 epoch, CPU (settings still apply)")
-    groups = {group: train.add_argument_group(f"settings: {group.lower()}") for group in GROUPS}
-    for spec in config_fields():
-        if spec.name != "preset":  # --preset above: it also picks the starting point
-            _add_setting(groups[spec.group], spec)
+    _add_config_options(train, preset_help="start from a named preset's settings (recorded with the run)",
+                        demo_help="use the synthetic demo set (works offline); the same as --dataset synthetic",
+                        dry_run_help="a tiny smoke run: 512 synthetic images, 1 epoch, CPU (settings still apply)")
     store = train.add_argument_group("run store and output")
     store.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (with --demo: the synthetic set)")
     store.add_argument("--runs-dir", help="run store folder (default: CIFARLAB_RUNS_DIR or ./runs)")
@@ -98,16 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Take at most 300 steps with the learning rate rising exponentially "
                             "from 1e-7 to 10 (stopping when the loss explodes) and suggest the rate where the "
                             "smoothed loss falls fastest. No run is stored.")
-    fstart = finder.add_argument_group("starting point")
-    fstart.add_argument("--preset", choices=list(PRESETS), default=argparse.SUPPRESS,
-                        help="start from a named preset's settings")
-    fstart.add_argument("--demo", action="store_true", help="use the synthetic demo set (works offline)")
-    fstart.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
+    fstart = _add_config_options(finder, preset_help="start from a named preset's settings",
+                                 demo_help="use the synthetic demo set (works offline)", dry_run_help=argparse.SUPPRESS)
     fstart.add_argument("--config-file", metavar="FILE", help="a TrainConfig as JSON (what the dashboard passes)")
-    fgroups = {group: finder.add_argument_group(f"settings: {group.lower()}") for group in GROUPS}
-    for spec in config_fields():
-        if spec.name != "preset":
-            _add_setting(fgroups[spec.group], spec)
     fout = finder.add_argument_group("output")
     fout.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (with --demo: the synthetic set)")
     fout.add_argument("--out", metavar="FILE", help="write progress and the result to this JSON file")
@@ -131,6 +116,23 @@ def _add_setting(group, spec) -> None:
     else:
         options["metavar"] = "TEXT"
     group.add_argument(spec.flag, **options)
+
+
+def _add_config_options(parser: argparse.ArgumentParser, *, preset_help: str, demo_help: str,
+                        dry_run_help: str) -> argparse._ArgumentGroup:
+    """The starting-point options (--preset, --demo, --dry-run) and one option per TrainConfig
+    field, grouped as the config groups them; returns the starting-point group."""
+    from core.train.config import GROUPS, PRESETS, config_fields
+
+    start = parser.add_argument_group("starting point")
+    start.add_argument("--preset", choices=list(PRESETS), default=argparse.SUPPRESS, help=preset_help)
+    start.add_argument("--demo", action="store_true", help=demo_help)
+    start.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    groups = {group: parser.add_argument_group(f"settings: {group.lower()}") for group in GROUPS}
+    for spec in config_fields():
+        if spec.name != "preset":  # --preset above: it also picks the starting point
+            _add_setting(groups[spec.group], spec)
+    return start
 
 
 def _setting_help(spec) -> str:
