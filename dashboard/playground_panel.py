@@ -1,16 +1,15 @@
 """The Numpy network page's state and sections: the network the sliders edit, and the playground that trains it.
 
     panel.init_state()                       # once per full page run, before any widget
+    status_place = panel.transport_bar()     # Step, Play/Pause, Reset: outside the fragment
     @st.fragment(run_every=panel.run_every())    # the page body; a timer reruns it only while playing
     def body():
-        panel.network_controls()
         arch, net, trainer = panel.current()
         panel.advance(net, trainer)          # a Step press, or one update's worth of steps while playing
         panel.follow_play_state()            # playing stopped by itself: rerun the page to stop the timer
+        with status_place: panel.status(net, trainer)
+        panel.network_controls()
         x = panel.inputs_and_weights(net); ...diagram, panel.surface_section(...), panel.training_section(...)
-
-Play/Pause is a two-way control (st.segmented_control) whose callback calls st.rerun(): the
-interaction becomes one full page run, which registers the fragment with or without run_every.
 
 The network's numbers live in session state as one core.playground.Parameters (PARAMS); the
 sliders (or number inputs) only edit it: each is set from PARAMS before it is drawn and writes its
@@ -60,6 +59,7 @@ PLAY_SINCE = "pg_play_since"  # time.monotonic() when Play was pressed
 PENDING = "pg_pending_steps"  # steps asked for with the Step button, taken before the page draws
 TICKS = "pg_ticks"            # time.monotonic() of each update while playing (the last few), and the count
 NOTE = "pg_note"              # (kind, text) shown once: why playing stopped
+STOP = "pg_stop"              # playing stopped by itself; the next full run sets Play/Pause to Pause
 
 
 def w_key(l: int, j: int, i: int) -> str:  # 1-based layer, 0-based indices
@@ -138,19 +138,20 @@ def init_state() -> None:
             ss[key] = default
     if PARAMS not in ss:
         ss[PARAMS] = pg.tutorial_parameters()
+    if ss.pop(STOP, False):  # before the Play/Pause control is drawn, so it may still be set
+        ss[PLAY_KEY] = "pause"
     for key, default in ((PENDING, 0), (TICKS, {"count": 0, "times": []})):
         if key not in ss:
             ss[key] = default
 
 
 def is_playing() -> bool:
-    return st.session_state[PLAY_KEY] == "play"
+    return st.session_state[PLAY_KEY] == "play" and not st.session_state.get(STOP, False)
 
 
 def run_every() -> float | None:
     """The fragment's timer for this full page run: on while playing, absent while paused."""
     st.session_state[REGISTERED] = is_playing()
-    print("FULL", is_playing(), round(time.time(), 2), flush=True)
     return TICK_S if is_playing() else None
 
 
@@ -158,34 +159,32 @@ def follow_play_state() -> None:
     """Playing stopped by itself in this fragment run (the time limit, a step that blew up): rerun the
     whole page, which registers the fragment again without its timer (a fragment rerun cannot change
     its own run_every)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx as _g
-    print("BODY", is_playing(), st.session_state.get(REGISTERED), _g().fragment_ids_this_run, round(time.time(), 2), flush=True)
     if is_playing() != st.session_state.get(REGISTERED):
         st.rerun()
 
 
-def _pause(note: tuple[str, str] | None = None) -> None:  # in the page body, before the Play/Pause control
-    st.session_state[PLAY_KEY] = "pause"
+def _pause(note: tuple[str, str] | None = None) -> None:
+    """Stop playing from the page body (the control is drawn already: init_state sets it next run)."""
+    if is_playing():
+        st.session_state[STOP] = True
     if note:
         st.session_state[NOTE] = note
 
 
 def play_changed() -> None:
-    """Play or Pause chosen. Play/Pause is a two-way control holding a state, not a button: a click
-    that reaches the server twice (it can, while updates stream in) selects the same state twice
-    instead of undoing itself. st.rerun() in the callback turns the interaction into one full page
-    run, which registers the fragment with its timer on or off."""
-    print("PLAY_CHANGED", st.session_state[PLAY_KEY], round(time.time(), 2), flush=True)
+    """Play or Pause chosen (outside the fragment: this interaction is a full page run, which registers
+    the fragment with its timer on or off). Play/Pause is a two-way control holding a state, not a
+    button: a click that reaches the server twice selects the same state twice instead of undoing itself."""
+    st.session_state.pop(STOP, None)
     if is_playing():
         st.session_state[PLAY_SINCE] = time.monotonic()
         st.session_state[TICKS] = {"count": 0, "times": []}
-    st.rerun()
 
 
 def _stop_from_callback() -> None:
     if is_playing():
         st.session_state[PLAY_KEY] = "pause"
-        st.rerun()  # a full page run: the timer stops
+        st.rerun()  # from a widget inside the fragment: make this interaction a full page run, the timer stops
 
 
 def _new_curves() -> None:
@@ -407,9 +406,10 @@ def training_section(net: nn.Network, trainer: pg.Trainer) -> None:
         "Training is the forward pass you see above, plus the gradients below, plus many small steps: take a few "
         "points, measure how wrong the outputs are (the **loss**), compute the loss's gradient for every weight "
         "with backpropagation, and move each weight a little against its gradient. That is **stochastic "
-        "gradient descent** (SGD), written in numpy in `core/playground.py`. Hover over a control's question mark for what it does."
+        "gradient descent** (SGD), written in numpy in `core/playground.py`. **Step**, **Play** and **Reset** are at "
+        "the top of the page; hover over a control's question mark for what it does."
     )
-    data_col, train_col, run_col = st.columns([1, 1, 1.15], gap="medium")
+    data_col, train_col = st.columns(2, gap="large")
     with data_col:
         st.markdown("**Data**")
         st.selectbox("Data set", list(pg.DATASETS), format_func=pg.DATASETS.get, key=DATA_KEY, help=HELP[DATA_KEY],
@@ -429,30 +429,37 @@ def training_section(net: nn.Network, trainer: pg.Trainer) -> None:
         st.select_slider("L2 regularisation (λ)", options=L2_CHOICES, format_func=lambda v: f"{v:g}", key=L2_KEY,
                          help=HELP[L2_KEY], **KEEP)
         st.select_slider("Steps per update", options=SPEED_CHOICES, key=SPEED_KEY, help=HELP[SPEED_KEY], **KEEP)
-    with run_col:
-        buttons = st.columns([1, 2.1, 1.1], vertical_alignment="center")
-        buttons[0].button("Step", key=STEP_KEY, on_click=step_once, help=HELP[STEP_KEY], width="stretch")
-        buttons[1].segmented_control("Play or pause", list(PLAY_LABELS), format_func=PLAY_LABELS.get, key=PLAY_KEY,
-                                     required=True, on_change=play_changed, help=HELP[PLAY_KEY],
-                                     label_visibility="collapsed", width="stretch")
-        buttons[2].button("Reset", key=RESTART_KEY, on_click=restart, help=HELP[RESTART_KEY], width="stretch")
-        _status(net, trainer)
     st.plotly_chart(figures.training_curves(trainer.history, loss_name=pg.LOSSES[ss[LOSS_KEY]], height=300),
                     key="pg_curves", config={"displayModeBar": False})
     st.caption("Loss and accuracy on all training points (solid) and all test points (dashed), measured after each "
                "update. A test curve that stops improving while the training curve keeps going is overfitting.")
 
 
-def _status(net: nn.Network, trainer: pg.Trainer) -> None:
+def transport_bar() -> st.delta_generator.DeltaGenerator:
+    """Step, Play/Pause and Reset, drawn outside the page's fragment: a click is a plain full page run,
+    which registers the fragment with its timer on or off, and the timer's updates never redraw these
+    controls (so no update can overwrite a click). Returns the place for the live status, which the
+    fragment fills at every update."""
+    step, play, reset, status = st.columns([0.65, 1.15, 0.7, 3.2], vertical_alignment="top")
+    step.button("Step", key=STEP_KEY, on_click=step_once, help=HELP[STEP_KEY], width="stretch")
+    play.segmented_control("Play or pause", list(PLAY_LABELS), format_func=PLAY_LABELS.get, key=PLAY_KEY,
+                           required=True, on_change=play_changed, help=HELP[PLAY_KEY], label_visibility="collapsed",
+                           width="stretch")
+    reset.button("Reset", key=RESTART_KEY, on_click=restart, help=HELP[RESTART_KEY], width="stretch")
+    return status
+
+
+def status(net: nn.Network, trainer: pg.Trainer) -> None:
+    """Step count, loss and accuracy now (and the update rate while playing), then a note if playing stopped."""
     ss = st.session_state
     loss = ss[LOSS_KEY]
     train_loss, train_acc = pg.evaluate(net, loss, trainer.data.train)
     test_loss, test_acc = pg.evaluate(net, loss, trainer.data.test)
     with st.container(key=STATUS_KEY):
-        st.markdown(f"Step **{trainer.steps}** · epoch {trainer.batches.progress:.1f}  \n"
-                    f"train loss {train_loss:.4f} · test loss {test_loss:.4f}  \n"
-                    f"train accuracy {100 * train_acc:.1f}% · **test accuracy {100 * test_acc:.1f}%**  \n"
-                    f"on {len(trainer.data.train)} training and {len(trainer.data.test)} test points")
+        st.markdown(f"Step **{trainer.steps}** · epoch {trainer.batches.progress:.1f} · "
+                    f"{len(trainer.data.train)} training and {len(trainer.data.test)} test points  \n"
+                    f"train loss {train_loss:.4f} · test loss {test_loss:.4f} · "
+                    f"train accuracy {100 * train_acc:.1f}% · **test accuracy {100 * test_acc:.1f}%**")
         if is_playing():
             rate = updates_per_second()
             left = max(0, PLAY_LIMIT_S - (time.monotonic() - ss[PLAY_SINCE]))

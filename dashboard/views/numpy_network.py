@@ -20,16 +20,19 @@ st.markdown(
     "the gradients change; then train the network on toy data below."
 )
 panel.init_state()
+status_place = panel.transport_bar()  # Step, Play/Pause, Reset: outside the fragment below
 
 
 # The body is a fragment: while Play is on the browser reruns it every panel.TICK_S (one update of
 # training and drawing); while paused it has no timer at all. See dashboard/playground_panel.py.
 @st.fragment(run_every=panel.run_every())
 def network_page() -> None:
-    panel.network_controls()
     arch, net, trainer = panel.current()
     panel.advance(net, trainer)  # a Step press, or one update's worth of SGD steps while playing
     panel.follow_play_state()  # playing stopped by itself (time limit, blow-up): rerun the page to stop the timer
+    with status_place:
+        panel.status(net, trainer)
+    panel.network_controls()
 
     diagram, plane = st.columns([1.2, 1], gap="medium")
     with st.container():  # drawn below the diagram, but first: the input it shows comes from here
