@@ -140,8 +140,10 @@ def test_bounds_in_the_description_are_what_validation_enforces(spec):
         with pytest.raises(ConfigError) as info:
             TrainConfig(**{spec.name: value})
         assert info.value.field == spec.name and str(info.value).startswith(f"{spec.name}: must be ")
+    # batch 1, so that a subset of 1 image is not refused by the rule across fields (tested on its own below)
+    others = {} if spec.name == "batch_size" else {"batch_size": 1}
     for value in inside:
-        assert getattr(TrainConfig(**{spec.name: value}), spec.name) == value
+        assert getattr(TrainConfig(**others, **{spec.name: value}), spec.name) == value
 
 
 @pytest.mark.parametrize("spec", config_fields(), ids=lambda s: s.name)
@@ -221,3 +223,13 @@ def test_every_count_has_a_sane_upper_bound():
                 TrainConfig(**{spec.name: int(spec.cap) + 1})
             assert err.value.field == spec.name and "at most" in err.value.message
             assert getattr(TrainConfig(**{spec.name: int(spec.cap)}), spec.name) == int(spec.cap)  # the cap itself is fine
+
+
+def test_a_batch_larger_than_the_training_subset_is_refused_by_name():
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(train_subset=100, batch_size=128)
+    assert err.value.field == "batch_size"
+    assert "at most the number of training images (100)" in err.value.message and "128" in err.value.message
+    assert TrainConfig(train_subset=128, batch_size=128).batch_size == 128      # exactly one batch is fine
+    with pytest.raises(ConfigError, match="^batch_size: "):
+        TrainConfig.smoke().replace(batch_size=1024)                             # smoke keeps 512 images

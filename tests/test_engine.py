@@ -233,7 +233,7 @@ def test_precision_resolves_per_device_and_both_kinds_train_reproducibly(synthet
 
 @pytest.mark.parametrize("settings,per_epoch", [
     (dict(train_subset=100, batch_size=32), 3),      # 100 = 3 x 32 + 4: the short last batch is dropped
-    (dict(train_subset=40, batch_size=64), 1),       # fewer images than a batch: one short batch
+    (dict(train_subset=64, batch_size=64), 1),       # exactly one batch: nothing is dropped
 ])
 def test_on_start_reports_the_plan_the_engine_follows(synthetic_dataset, tmp_path, settings, per_epoch):
     cfg = TrainConfig.smoke(**settings, epochs=2, test_subset=48, log_every=1)

@@ -180,7 +180,7 @@ def test_trainer_processes_get_our_settings_as_absolute_paths(monkeypatch, tmp_p
 
 @pytest.mark.parametrize("changes,per_epoch", [
     (dict(train_subset=100, batch_size=32), 3),      # the short last batch (4 images) is dropped
-    (dict(train_subset=40, batch_size=64), 1),       # fewer images than a batch: one short batch
+    (dict(train_subset=64, batch_size=64), 1),       # exactly one batch: nothing is dropped
 ])
 def test_worker_stores_the_engines_plan_before_training(store, changes, per_epoch):
     from core.runs.worker import run_stored
@@ -219,3 +219,12 @@ def test_a_trainer_that_cannot_start_for_lack_of_permission_leaves_the_run_resum
     run = store.list_runs()[0]
     assert run.status == "interrupted" and run.can_resume, run.message
     assert "not writable" in run.message and str(run.dir) in run.message and "Resume" in run.message
+
+
+def test_a_batch_larger_than_the_data_fails_the_run_naming_the_setting(store, synthetic_dataset):
+    n = len(synthetic_dataset.train.labels)
+    run = jobs.start_run(store, tiny(1, train_subset=None, val_images=n - 20, batch_size=32), name="big batch")
+    done = wait_until_finished(store, run.id, timeout=120)
+    assert done.status == "failed"
+    assert "batch_size: must be at most the number of training images (20" in done.message
+    assert "Traceback" not in done.message

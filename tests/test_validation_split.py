@@ -79,3 +79,12 @@ def test_a_stored_run_with_a_split_reports_best_pt_test_accuracy_and_says_how_it
     table = runs_table([store.get(run.id), store.get(plain.id)]).set_index("run")
     assert table.loc[run.id, "best.pt chosen by"] == "validation accuracy"
     assert table.loc[plain.id, "best.pt chosen by"] == "test accuracy (optimistic)"
+
+
+def test_a_batch_larger_than_what_the_split_leaves_is_refused_before_any_step(synthetic_dataset, tmp_path):
+    n = len(synthetic_dataset.train.labels)
+    cfg = TrainConfig.smoke(epochs=1, val_images=n - 50, train_subset=None, batch_size=64)
+    with pytest.raises(ConfigError, match=r"^batch_size: must be at most the number of training images \(50 "
+                                          r"left after the validation split\), got 64"):
+        fit(cfg, synthetic_dataset, tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()

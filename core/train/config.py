@@ -292,7 +292,10 @@ class TrainConfig:
             checked = spec.check(value)
             if checked is not value:
                 object.__setattr__(self, spec.name, checked)
-        # Rules across fields go here; none so far (e.g. crop_padding without augment is merely unused).
+        # Rules across fields (crop_padding without augment is merely unused, not an error).
+        if self.train_subset is not None and self.batch_size > self.train_subset:
+            raise ConfigError("batch_size", f"must be at most the number of training images "
+                                            f"({self.train_subset:,}), got {self.batch_size:,}")
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -392,6 +392,10 @@ class _Trainer:
             self.val_x, self.val_y = batch_path.to_device(train_x[held], train_y[held], device)
             train_x, train_y = train_x[keep], train_y[keep]
         train_x, train_y = _subset(train_x, train_y, cfg.train_subset)
+        if len(train_y) < cfg.batch_size:   # the dataset (after the validation split) is smaller than one batch
+            raise ConfigError("batch_size", f"must be at most the number of training images ({len(train_y):,}"
+                                            f"{' left after the validation split' if cfg.val_images else ''}), "
+                                            f"got {cfg.batch_size:,}")
         test_x, test_y = _subset(dataset.test.images, dataset.test.labels, cfg.test_subset)
         train_x, train_y = batch_path.to_device(train_x, train_y, device)
         self.test_x, self.test_y = batch_path.to_device(test_x, test_y, device)
@@ -412,7 +416,7 @@ class _Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.optimizer = make_optimizer(cfg, model)
         self.batches = batch_path.BatchIterator(
-            train_x, train_y, cfg.batch_size, shuffle=True, drop_last=len(train_y) >= cfg.batch_size,
+            train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
             augment=cfg.augment, crop_padding=cfg.crop_padding,
             generator=torch.Generator().manual_seed(cfg.seed), channels_last=self.channels_last,
             alternate_flip=cfg.alternate_flip, flip_seed=cfg.seed)
