@@ -13,6 +13,7 @@ st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layou
 PAGES = [
     ("numpy_network.py", "Numpy network", ":material/calculate:"),
     ("training.py", "Training", ":material/monitoring:"),
+    ("walkthrough.py", "One batch, step by step", ":material/footprint:"),
     ("samples.py", "Sample images", ":material/photo_library:"),
     ("evaluation.py", "Evaluation", ":material/fact_check:"),
 ]
