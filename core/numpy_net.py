@@ -395,3 +395,137 @@ def parameter_gradients(network: Network, x) -> list[ParamGradient]:
                 rows.append(ParamGradient(l, "bias", (j,), f"bias of {names[l][j]}",
                                           float(layer.bias[j]), float(grads.biases[l - 1][j])))
     return rows
+
+
+# ---- why a weight may not matter: saturated and switched-off neurons -----------------------------------
+
+SATURATION_SLOPE = 0.01  # a squashing neuron whose slope df/dz is below this is "saturated"
+
+
+@dataclass(frozen=True)
+class NeuronState:
+    layer: int   # 1-based
+    index: int   # 0-based within the layer
+    name: str
+    z: float
+    slope: float  # df/dz at z: how much of a change in z passes through this neuron
+    state: str    # "saturated" (tanh or sigmoid far out), "off" (relu with z <= 0), or "" (passing changes on)
+
+    @property
+    def explanation(self) -> str:
+        if self.state == "saturated":
+            return (f"{self.name} is saturated: z = {format_number(self.z)} is far from 0, where its curve is flat "
+                    f"(slope {display_number(self.slope)}), so nudging the weights into it barely moves anything")
+        if self.state == "off":
+            return (f"{self.name} is off: relu of z = {format_number(self.z)} ≤ 0 is 0 whatever small change comes in, "
+                    f"so the weights into it have no effect at this input")
+        return ""
+
+
+def neuron_states(network: Network, x) -> list[NeuronState]:
+    """Every neuron's slope at one input, and whether it blocks changes (saturated or off)."""
+    trace = network.forward(x)
+    if trace.input.ndim != 1:
+        raise ValueError(f"neuron_states explains one sample; got a batch of shape {trace.input.shape}")
+    names = neuron_names(network)
+    states = []
+    for l, (layer, lt) in enumerate(zip(network.layers, trace.layers), start=1):
+        slopes = _RULES[layer.activation][1](lt.z, lt.a)
+        for j in range(layer.out_features):
+            slope = float(slopes[j])
+            if layer.activation in ("tanh", "sigmoid") and slope < SATURATION_SLOPE:
+                state = "saturated"
+            elif layer.activation == "relu" and slope == 0:
+                state = "off"
+            else:
+                state = ""
+            states.append(NeuronState(l, j, names[l][j], float(lt.z[j]), slope, state))
+    return states
+
+
+def display_number(v: float, digits: int = 4) -> str:
+    """A computed number for reading: rounded to `digits` decimals, and "0" (not +1.4e-09) when it rounds
+    to zero; the exact value belongs in a tooltip."""
+    v = float(v)
+    if abs(v) < 0.5 * 10 ** -digits:
+        return "0"
+    return format_number(v) if len(format_number(v).lstrip("-")) <= digits + 2 else f"{v:.{digits}f}"
+
+
+# ---- the tutorial's numpy code, with this network's numbers -----------------------------------------------
+
+_CODE_ACTIVATIONS = {
+    "tanh": "def tanh(x):\n    return (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))",
+    "relu": "def relu(x):\n    return np.maximum(x, 0)",
+    "sigmoid": "def sigmoid(x):\n    return 1 / (1 + np.exp(-x))",
+}
+
+
+def _code_number(v: float) -> str:
+    return repr(float(v)) if float(v) != int(v) else str(int(v))
+
+
+def tutorial_code(network: Network, x) -> str:
+    """The tutorial's numpy forward pass, written for this network and input (any shape, any activations,
+    with or without biases): runnable Python that prints the network's output."""
+    names = neuron_names(network)
+    keys = [[f"h{l}{j + 1}" for j in range(len(col))] for l, col in enumerate(names[1:-1], start=1)]
+    keys.append(["out"] if network.out_features == 1 else [f"out{j + 1}" for j in range(network.out_features)])
+    x = np.asarray(x, dtype=float)
+    lines = ["import numpy as np", "", "# the input", f"input_data = np.array([{', '.join(map(_code_number, x))}])",
+             "# every neuron's weights (and bias)", "weights = {"]
+    for layer, layer_keys in zip(network.layers, keys):
+        for j, key in enumerate(layer_keys):
+            lines.append(f"    '{key}': np.array([{', '.join(map(_code_number, layer.weights[j]))}]),")
+            if layer.bias is not None:
+                lines.append(f"    '{key}_bias': {_code_number(layer.bias[j])},")
+    lines.append("}")
+    used = sorted({layer.activation for layer in network.layers} - {"linear"}, key=ACTIVATIONS.index)
+    for act in used:
+        lines += ["", _CODE_ACTIVATIONS[act]]
+    previous = "input_data"
+    for l, (layer, layer_keys) in enumerate(zip(network.layers, keys), start=1):
+        last = l == len(network.layers)
+        lines += ["", "# the output layer" if last else f"# hidden layer {l}: weighted sums, then {layer.activation}"]
+        values = []
+        for key in layer_keys:
+            total = f"({previous} * weights['{key}']).sum()"
+            if layer.bias is not None:
+                total += f" + weights['{key}_bias']"
+            value = key if key.startswith("out") else f"hidden_{key[1:]}_value"
+            rhs = total if layer.activation == "linear" else f"{layer.activation}({total})"
+            lines.append(f"{value} = {rhs}")
+            values.append(value)
+        if last:
+            lines.append(f"print({', '.join(values)})")
+        else:
+            previous = f"hidden_{l}_output"
+            lines.append(f"{previous} = np.array([{', '.join(values)}])")
+    return "\n".join(lines) + "\n"
+
+
+def why_no_effect(network: Network, x, params: list[ParamGradient]) -> list[str]:
+    """Plain reasons why these parameters (whose gradient is about 0) have no visible effect at input x,
+    grouped: the neuron they feed is saturated or off; the value they multiply is about 0; or the
+    change is blocked further on, by a saturated or off neuron between them and the output."""
+    trace = network.forward(x)
+    names = neuron_names(network)
+    states = {(s.layer, s.index): s for s in neuron_states(network, x)}
+    groups: dict[str, list[str]] = {}
+    for p in params:
+        l, j = p.layer, p.index[0]
+        state = states[(l, j)]
+        if state.state:
+            reason = state.explanation
+        elif p.kind == "weight":
+            i = p.index[1]
+            incoming = trace.input[i] if l == 1 else trace.layers[l - 2].a[i]
+            if display_number(incoming) == "0":
+                reason = (f"the value coming in, {names[l - 1][i]} = {display_number(incoming)} "
+                          f"(exactly {float(incoming):.3g}), is about 0, so the weight adds about 0 to the sum")
+            else:
+                reason = f"the change they make to {state.name} is blocked on its way to the output by a saturated or off neuron"
+        else:
+            reason = f"the change they make to {state.name} is blocked on its way to the output by a saturated or off neuron"
+        groups.setdefault(reason, []).append(p.label)
+    return [f"{', '.join(labels)}: {reason}." for reason, labels in groups.items()]

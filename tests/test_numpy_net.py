@@ -361,3 +361,73 @@ def test_core_numpy_net_imports_only_numpy():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= {"numpy", "__future__", "dataclasses", "typing"}
+
+
+# ---- saturated / off neurons, numbers for reading, the tutorial's code with the current numbers ------
+
+def test_the_tutorials_first_layer_is_saturated_which_is_why_four_weights_do_not_matter():
+    net = numpy_net.tutorial_network()
+    states = {s.name: s for s in numpy_net.neuron_states(net, numpy_net.TUTORIAL_INPUT)}
+    assert states["h1,1"].state == states["h1,2"].state == "saturated"        # z = 26 and z = -13
+    assert states["h1,1"].z == 26 and states["h1,2"].z == -13
+    assert states["h2,1"].state == states["h2,2"].state == states["out"].state == ""
+    flat = [g for g in numpy_net.parameter_gradients(net, numpy_net.TUTORIAL_INPUT) if abs(g.grad) < 1e-6]
+    # the four into the saturated first layer, and h2,2 → out, whose incoming value h2,2 = tanh(2e-11) is ≈ 0
+    assert sorted(g.label for g in flat) == ["h2,2 → out", "x1 → h1,1", "x1 → h1,2", "x2 → h1,1", "x2 → h1,2"]
+    assert "saturated" in states["h1,1"].explanation and "26" in states["h1,1"].explanation
+
+
+def test_relu_neurons_with_a_negative_sum_are_off_and_pass_no_gradient():
+    net = numpy_net.Network([numpy_net.Layer(np.array([[1.0, 0.0], [-1.0, 0.0]]), None, "relu"),
+                      numpy_net.Layer(np.array([[2.0, 3.0]]), None, "linear")])
+    states = numpy_net.neuron_states(net, np.array([2.0, 1.0]))
+    assert [s.state for s in states] == ["", "off", ""]
+    grads = {g.label: g.grad for g in numpy_net.parameter_gradients(net, np.array([2.0, 1.0]))}
+    assert grads["x1 → h1,2"] == 0 and grads["x1 → h1,1"] != 0
+
+
+def test_tiny_numbers_read_as_zero():
+    assert numpy_net.display_number(1.4e-9) == "0" and numpy_net.display_number(-4e-5) == "0"
+    assert numpy_net.display_number(0.25) == "0.25" and numpy_net.display_number(0.123456) == "0.1235"
+    assert numpy_net.display_number(-3) == "-3" and numpy_net.display_number(6e-5) == "0.0001"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_generated_tutorial_code_runs_and_prints_the_networks_output(seed, capsys):
+    rng = np.random.default_rng(seed)
+    widths = [2, *rng.integers(1, 5, size=rng.integers(1, 4)), int(rng.integers(1, 3))]
+    bias = bool(seed % 2)
+    layers = [numpy_net.Layer(np.round(rng.normal(0, 1.5, (o, i)), 2), np.round(rng.normal(0, 1, o), 2) if bias else None,
+                       "linear" if k == len(widths) - 2 else numpy_net.ACTIVATIONS[int(rng.integers(0, 3))])
+              for k, (i, o) in enumerate(zip(widths[:-1], widths[1:]))]
+    net = numpy_net.Network(layers)
+    x = np.round(rng.normal(0, 2, 2), 2)
+    exec(compile(numpy_net.tutorial_code(net, x), "<tutorial code>", "exec"), {})
+    printed = [float(v) for v in capsys.readouterr().out.split()]
+    np.testing.assert_allclose(printed, net.forward(x).layers[-1].a, rtol=1e-9, atol=1e-12)
+
+
+def test_the_generated_code_for_the_tutorials_network_is_the_tutorials(capsys):
+    code = numpy_net.tutorial_code(numpy_net.tutorial_network(), numpy_net.TUTORIAL_INPUT)
+    for line in ("input_data = np.array([3, 5])", "'h11': np.array([2, 4]),", "'out': np.array([-3, 7]),",
+                 "hidden_11_value = tanh((input_data * weights['h11']).sum())",
+                 "out = (hidden_2_output * weights['out']).sum()"):
+        assert line in code
+    exec(compile(code, "<tutorial code>", "exec"), {})
+    assert capsys.readouterr().out.strip().startswith("2.892082")
+
+
+def test_why_a_number_has_no_effect_is_said_in_words():
+    net = numpy_net.tutorial_network()
+    x = numpy_net.TUTORIAL_INPUT
+    flat = [g for g in numpy_net.parameter_gradients(net, x) if numpy_net.display_number(g.grad) == "0"]
+    reasons = numpy_net.why_no_effect(net, x, flat)
+    assert reasons[0].startswith("x1 → h1,1, x2 → h1,1: h1,1 is saturated: z = 26")
+    assert reasons[1].startswith("x1 → h1,2, x2 → h1,2: h1,2 is saturated: z = -13")
+    assert reasons[2].startswith("h2,2 → out: the value coming in, h2,2 = 0 (exactly 2.04e-11)")
+    relu = numpy_net.Network([numpy_net.Layer(np.array([[-1.0, 0.0]]), np.array([0.5]), "relu"),
+                              numpy_net.Layer(np.array([[2.0]]), None, "linear")])
+    rows = numpy_net.parameter_gradients(relu, np.array([2.0, 1.0]))
+    assert [r.grad for r in rows[:3]] == [0, 0, 0]
+    (reason,) = numpy_net.why_no_effect(relu, np.array([2.0, 1.0]), rows[:3])
+    assert reason.startswith("x1 → h1,1, x2 → h1,1, bias of h1,1: h1,1 is off: relu of z = -1.5")

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import playground as pg
 from core.numpy_net import TUTORIAL_INPUT, Layer, Network, parameter_gradients, tutorial_network
+from dashboard.figures import numpy as network_figures
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "dashboard" / "views" / "numpy_network.py")
@@ -403,3 +404,40 @@ def test_a_new_shape_while_playing_pauses_and_starts_again_from_new_weights(at):
     expected = pg.Parameters.initial(pg.Architecture((2, 1), ("tanh", "tanh")), seed=0)
     for shown, w in zip(shown_weights(at, (2, 2, 1, 1)), expected.weights):
         np.testing.assert_array_equal(shown, w)
+
+
+# ---- the page explains itself for the network on screen (issue: teach the tutorial) -----------------
+
+def page_text(app: AppTest) -> str:
+    return "\n".join(m.value for m in [*app.markdown, *app.caption])
+
+
+def test_the_text_follows_the_chosen_activation(at):
+    assert "`tanh` maps any number into (−1, 1)" in page_text(at) and "`relu`" not in page_text(at)
+    at.selectbox(key="nn_hidden_activation").set_value("relu").run()
+    assert "`relu` keeps a positive sum" in page_text(at) and "`tanh` maps" not in page_text(at)
+    at.selectbox(key="nn_hidden_activation").set_value("sigmoid").run()
+    assert "`sigmoid` maps any number into (0, 1)" in page_text(at)
+
+
+def test_numbers_without_effect_are_explained_and_saturated_neurons_ringed(at):
+    text = page_text(at)
+    assert "**5 of the 10 numbers have a gradient of about 0**" in text
+    assert "x1 → h1,1, x2 → h1,1: h1,1 is saturated: z = 26" in text
+    diagram = chart(at, "nn_diagram")
+    (nodes,) = [t for t in diagram["data"] if t.get("mode") == "markers+text"]
+    outline = nodes["marker"]["line"]["color"]
+    assert outline[2:4] == [network_figures.STATE_OUTLINE["saturated"]] * 2      # h1,1 and h1,2
+    assert network_figures.STATE_OUTLINE["saturated"] not in outline[4:]
+    assert any("saturated" in a["text"] for a in diagram["layout"]["annotations"])
+    # a gradient that rounds to 0 reads "0", not "+1.4e-09"
+    bars = chart(at, "nn_gradients")["data"][0]
+    assert "0" in bars["text"] and not any("e-" in t for t in bars["text"])
+
+
+def test_the_tutorials_code_is_shown_with_the_current_numbers(at, capsys):
+    at.slider(key="nn_w3_0_0").set_value(-2.0).run()
+    (code,) = [c for c in at.code if "input_data" in c.value]
+    assert "'out': np.array([-2, 7])," in code.value
+    exec(compile(code.value, "<page code>", "exec"), {})
+    assert float(capsys.readouterr().out) == pytest.approx(float(output_shown(at)), abs=6e-8)  # shown to 7 places

@@ -5,13 +5,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.numpy_net import Network, ParamGradient, Trace, format_number, neuron_names
+from core.numpy_net import (Network, NeuronState, ParamGradient, Trace, display_number, format_number,
+                            neuron_names)
 from core.playground import Points, Record, Surface
 
 POSITIVE = "#2563eb"  # blue: positive weights and values (matches the RdBu node scale)
 NEGATIVE = "#dc2626"  # red: negative
 FONT = dict(family="Inter, Arial, sans-serif", size=14, color="#1f2937")
 NODE_SIZE = 62
+STATE_OUTLINE = {"saturated": "#f59e0b", "off": "#9ca3af"}  # amber ring: saturated; grey: relu off
 
 
 def _short(v: float, digits: int) -> str:
@@ -25,11 +27,14 @@ def _column_y(n: int) -> np.ndarray:
     return (n - 1) / 2 - np.arange(n, dtype=float)
 
 
-def network_diagram(network: Network, trace: Trace, *, height: int = 440) -> go.Figure:
+def network_diagram(network: Network, trace: Trace, *, height: int = 440,
+                    states: list[NeuronState] | None = None) -> go.Figure:
     """Nodes coloured by their value (inputs x, activations a); edges coloured by sign, width by |weight|.
 
-    ``trace`` must come from ``network.forward`` of one sample.
+    ``trace`` must come from ``network.forward`` of one sample. ``states`` (core.numpy_net.neuron_states)
+    rings saturated neurons in amber and switched-off relu neurons in grey, and says so under them.
     """
+    state_of = {(s.layer, s.index): s for s in states or []}
     names = neuron_names(network)
     values = [trace.input] + [lt.a for lt in trace.layers]
     sums = [None] + [lt.z for lt in trace.layers]
@@ -65,20 +70,24 @@ def network_diagram(network: Network, trace: Trace, *, height: int = 440) -> go.
     # nodes: value inside, name above, weighted sum (and bias) below
     flat_v = np.concatenate([np.asarray(v, dtype=float) for v in values])
     c = max(1.0, float(np.abs(flat_v).max()))
-    xs, yy, text, hover, text_colors = [], [], [], [], []
+    xs, yy, text, hover, text_colors, outline, outline_w = [], [], [], [], [], [], []
     for l, (col, vals) in enumerate(zip(names, values)):
         for k, name in enumerate(col):
             v = float(vals[k])
             xs.append(l)
             yy.append(ys[l][k])
-            text.append(f"<b>{v:.3f}</b>")
+            text.append(f"<b>{display_number(v, 3) if abs(v) < 5e-4 else f'{v:.3f}'}</b>")
+            state = state_of.get((l, k))
+            outline.append(STATE_OUTLINE.get(state.state if state else "", "#374151"))
+            outline_w.append(4 if state and state.state else 1.5)
             text_colors.append("white" if abs(v) / c > 0.55 else "#111827")
             if l == 0:
                 hover.append(f"{name} = {format_number(v)} (input)")
             else:
                 layer = network.layers[l - 1]
                 b = f"<br>bias = {format_number(layer.bias[k])}" if layer.bias is not None else ""
-                hover.append(f"{name}<br>z = {float(sums[l][k]):.6f}<br>{layer.activation}(z) = {v:.6f}{b}")
+                why = f"<br><b>{state.state}</b>: slope {state.slope:.3g}" if state and state.state else ""
+                hover.append(f"{name}<br>z = {float(sums[l][k]):.6f}<br>{layer.activation}(z) = {v:.6g}{b}{why}")
             notes.append(dict(x=l, y=ys[l][k], yshift=size / 2 + 10, text=f"<b>{name}</b>",
                               showarrow=False, font=dict(size=15 if label_sums else 11, color="#111827")))
             if l > 0 and label_sums:
@@ -86,13 +95,15 @@ def network_diagram(network: Network, trace: Trace, *, height: int = 440) -> go.
                 below = f"z = {float(sums[l][k]):.3f}"
                 if layer.bias is not None:
                     below += f", b = {_short(layer.bias[k], 3)}"
+                if state and state.state:
+                    below += f" · <b>{state.state}</b>"
                 notes.append(dict(x=l, y=ys[l][k], yshift=-size / 2 - 12, text=below, showarrow=False,
                                   bgcolor="rgba(255,255,255,0.85)", font=dict(size=12, color="#4b5563")))
     traces.append(dict(
         type="scatter", x=xs, y=yy, mode="markers+text", text=text, textposition="middle center",
         textfont=dict(size=13 if label_sums else 9, color=text_colors), hovertext=hover, hoverinfo="text",
         showlegend=False, marker=dict(size=size, color=flat_v, colorscale="RdBu", cmin=-c, cmax=c,
-                    line=dict(color="#374151", width=1.5),
+                    line=dict(color=outline, width=outline_w),
                     colorbar=dict(title=dict(text="value", side="right"), thickness=10, len=0.75, xpad=4)),
     ))
 
@@ -122,9 +133,9 @@ def gradient_bars(rows: list[ParamGradient], *, height: int | None = None) -> go
     fig = go.Figure(go.Bar(
         x=grads, y=labels, orientation="h",
         marker_color=[POSITIVE if g >= 0 else NEGATIVE for g in grads],
-        text=["0" if g == 0 else f"{g:+.4f}" if abs(g) >= 1e-4 else f"{g:+.1e}" for g in grads],
+        text=[display_number(g) if display_number(g) == "0" else f"{g:+.4f}" for g in grads],
         textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}<br>d out / d weight = %{x:.6f}<extra></extra>",
+        hovertemplate="%{y}<br>d out / d weight = %{x:.6g}<extra></extra>",
     ))
     span = max([abs(g) for g in grads] + [1e-9])
     fig.update_layout(
