@@ -103,12 +103,23 @@ def test_shuffle_picks_a_new_seed_and_new_images(at):
     assert not at.warning  # no widget-state warnings from setting the seed
 
 
-def test_augmentation_toggle_shows_both_grids(at):
-    at.toggle(key=AUGMENT_KEY).set_value(True).run()
-    assert not at.exception
-    images = at.get("image")
-    assert len(images) == 2
-    assert "as stored" in images[0].captions[0] and "after training augmentation" in images[1].captions[0]
+def test_augmentation_preview_shows_the_chosen_presets_own_augmentation(at):
+    from core.train.config import PRESETS
+
+    box = at.selectbox(key=AUGMENT_KEY)
+    assert box.value is None and len(at.get("image")) == 1           # the tutorial's recipe: no augmentation
+    augmenting = [name for name, p in PRESETS.items() if p.config.augment]
+    assert box.options == [box.format_func(o) for o in [None, *augmenting]]
+    for name in augmenting:
+        box.set_value(name).run()
+        assert not at.exception
+        images = at.get("image")
+        assert len(images) == 2
+        padding = PRESETS[name].config.crop_padding
+        assert "as stored" in images[0].captions[0]
+        assert figs.augmentation_text(padding) in images[1].captions[0] and PRESETS[name].title in images[1].captions[0]
+    assert "no shift" in at.selectbox(key=AUGMENT_KEY).format_func("fast_mlp")   # the fast MLP only flips
+    assert "up to 2 pixels" in at.selectbox(key=AUGMENT_KEY).format_func("cpu_cnn")
 
 
 def test_small_class_choice_says_how_many_there_are(tmp_path, monkeypatch):
@@ -235,3 +246,17 @@ def test_augmented_images_are_crops_and_flips_of_the_originals(synthetic_dataset
         candidates = [padded[dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
         candidates += [c[:, ::-1] for c in candidates]
         assert any(np.array_equal(aug, c) for c in candidates)
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_augmented_images_shift_by_at_most_the_presets_padding(synthetic_dataset, padding):
+    images = synthetic_dataset.train.images[:16]
+    out = figs.augmented(images, seed=3, padding=padding)
+    flipped = 0
+    for orig, aug in zip(images, out):
+        padded = np.pad(orig, ((padding, padding), (padding, padding), (0, 0)), mode="reflect")
+        k = 2 * padding + 1
+        shifts = [padded[dy:dy + 32, dx:dx + 32] for dy in range(k) for dx in range(k)]
+        assert any(np.array_equal(aug, c) for c in shifts + [c[:, ::-1] for c in shifts])
+        flipped += not any(np.array_equal(aug, c) for c in shifts)
+    assert 0 < flipped < len(images)                                         # some flipped, some not

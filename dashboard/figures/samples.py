@@ -127,13 +127,21 @@ def sample_indices(labels: np.ndarray, n: int, seed: int, classes: Sequence[int]
     return rng.choice(pool, size=min(n, len(pool)), replace=False) if len(pool) else pool
 
 
-def augmented(images_uint8_nhwc: np.ndarray, seed: int) -> np.ndarray:
-    """The images as training sees them with augmentation on (core.train.batches.augment: random crop with
-    reflect padding 4, random horizontal flip), reproducible from `seed`; uint8 (N, 32, 32, 3)."""
+def augmented(images_uint8_nhwc: np.ndarray, seed: int, *, padding: int = 4) -> np.ndarray:
+    """The images as training sees them with augmentation on (core.train.batches.augment: a random shift
+    of up to `padding` pixels with reflect padding, 0 for none, and a random horizontal flip),
+    reproducible from `seed`; uint8 (N, 32, 32, 3)."""
     import torch
 
     from core.data.images import to_nchw, to_nhwc
     from core.train.batches import augment
 
-    out = augment(to_nchw(images_uint8_nhwc), torch.Generator().manual_seed(int(seed)))
+    out = augment(to_nchw(images_uint8_nhwc), torch.Generator().manual_seed(int(seed)), padding=int(padding))
     return to_nhwc(out)
+
+
+def augmentation_text(padding: int) -> str:
+    """What a preset's augmentation does, in words (flip only when it shifts by 0 pixels)."""
+    if padding:
+        return f"a random shift of up to {padding} pixels (reflect padding) and a random horizontal flip"
+    return "a random horizontal flip (no shift)"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.train.config import PRESETS
 from dashboard import common
 from dashboard.figures import samples as figs
 
@@ -20,6 +21,16 @@ DEFAULT_SEED = 0
 ZOOMS = (2, 3, 4, 5, 6)
 # Grids are drawn no wider than this (pixels), so the browser shows them at their own size, unscaled
 GRID_WIDTH, GRID_WIDTH_SIDE_BY_SIDE = 900, 440
+
+
+# The augmentation preview: none (the tutorial's recipe), or as a preset that augments trains on its images.
+AUGMENT_CHOICES = (None, *(name for name, p in PRESETS.items() if p.config.augment))
+
+
+def _augment_label(name: str | None) -> str:
+    if name is None:
+        return "Off (the tutorial's recipe does not augment)"
+    return f"As {PRESETS[name].title}: {figs.augmentation_text(PRESETS[name].config.crop_padding)}"
 
 
 def new_seed() -> None:
@@ -55,9 +66,11 @@ c5.button("Shuffle", icon=":material/shuffle:", key=SHUFFLE_KEY, on_click=new_se
           help="Draw other images (picks a new seed).")
 zoom = c6.select_slider("Pixel size", options=ZOOMS, value=3, key=ZOOM_KEY,
                         help="Each image pixel becomes a sharp square this many screen pixels wide.")
-show_augment = c7.toggle("Training augmentation", key=AUGMENT_KEY,
-                         help="The same images as training sees them with augmentation on: a random crop "
-                              "after reflect-padding 4 pixels, and a random horizontal flip.")
+augment_as = c7.selectbox("Training augmentation", AUGMENT_CHOICES, key=AUGMENT_KEY, format_func=_augment_label,
+                          help="Show the same images as a preset's training sees them: each preset that "
+                               "augments has its own shift (or none) and flips. The tutorial's recipe does not "
+                               "augment at all.")
+show_augment = augment_as is not None
 
 part = dataset.split(split)
 class_ids = [dataset.classes.index(c) for c in chosen]
@@ -74,9 +87,12 @@ if show_augment:
     left, right = st.columns(2)
     left.image(figs.image_grid(images, names, columns=columns, scale=zoom, title=title, accent=synthetic),
                caption=f"{len(indices)} {what}{split} images as stored", output_format="PNG")
-    right.image(figs.image_grid(figs.augmented(images, int(seed)), names, columns=columns, scale=zoom,
-                                title="after augmentation: random crop (reflect pad 4) + flip", accent=synthetic),
-                caption=f"The same {what}images after training augmentation (seed {seed})", output_format="PNG")
+    padding = PRESETS[augment_as].config.crop_padding
+    right.image(figs.image_grid(figs.augmented(images, int(seed), padding=padding), names, columns=columns,
+                                scale=zoom, title=f"as {PRESETS[augment_as].title} trains on them", accent=synthetic),
+                caption=f"The same {what}images after the {PRESETS[augment_as].title} preset's training augmentation: "
+                        f"{figs.augmentation_text(padding)} (seed {seed}). A new draw every epoch.",
+                output_format="PNG")
 else:
     st.image(figs.image_grid(images, names, columns=figs.columns_to_fit(GRID_WIDTH, zoom), scale=zoom, title=title,
                              accent=synthetic),
