@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import tempfile
 from contextlib import redirect_stderr
-from pathlib import Path
 
 import torch
 
-from core import data
+from bench import common
 from core.train.config import PRESETS
 from core.train.engine import fit
 
@@ -34,17 +32,14 @@ def images_per_sec(cfg, dataset, progress: bool = False) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.logging_overhead", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", default=os.environ.get("CIFAR10_ROOT")
-                    or str(Path(__file__).resolve().parent.parent / ".cache" / "cifar10-dev"))
+    common.add_machine_args(ap)
     ap.add_argument("--preset", default="fast_mlp", choices=list(PRESETS))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-subset", type=int, default=10000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=4)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    dataset = data.load_cifar10(args.data_root, download=False)
+    dataset = common.setup(args)
     base = PRESETS[args.preset].config.replace(device=args.device, epochs=args.epochs,
                                                train_subset=args.train_subset, test_subset=1000)
     variants = {
@@ -57,12 +52,12 @@ def main(argv=None) -> int:
     images_per_sec(base, dataset)                          # warm-up: allocator, kernels, caches
     names = list(variants)
     for round_ in range(args.repeat):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:   # rotate the order
+        for name in common.rotated(names, round_):
             cfg, progress = variants[name]
             best[name] = max(best[name], images_per_sec(cfg, dataset, progress))
     ref = best["no step reports"]
     print(f"# preset {args.preset}, {args.train_subset} images x {args.epochs} epoch(s), best of {args.repeat}, "
-          f"device {base.device}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+          f"device {base.device}, {torch.get_num_threads()} threads, load average {common.load_average():.2f}")
     for name, ips in best.items():
         print(f"{name:32s} {ips:9.0f} images/s   overhead {100 * (ref / ips - 1):+6.1f}%")
     return 0

@@ -5,7 +5,11 @@
 | CIFAR10_ROOT              | ./data               | folder holding cifar-10-batches-py/            |
 | CIFARLAB_SYNTHETIC_ROOT   | ./data/synthetic     | folder for the synthetic demo set              |
 | CIFARLAB_RUNS_DIR         | ./runs               | run store (SQLite) and one folder per run      |
-| CIFARLAB_MAX_ACTIVE_RUNS  | 1                    | how many runs may train at the same time       |
+| CIFARLAB_MAX_ACTIVE_RUNS  | 1                    | how many runs may train at the same time; more |
+|                           |                      | wait in the queue and start by themselves      |
+| CIFARLAB_CPU_THREADS      | the CPUs we may use  | threads that CPU runs share between them       |
+| CIFARLAB_SPLIT_THREADS    | 1                    | "0": each CPU run takes every thread (the old  |
+|                           |                      | behaviour; bench/concurrent_runs.py compares)  |
 | CIFARLAB_OFFLINE          | unset                | "1": never try to download CIFAR-10            |
 
 Relative paths (and the defaults) are taken from the working directory of the process that reads
@@ -50,6 +54,29 @@ def max_active_runs() -> int:
     if value < 1:
         raise ValueError(f"CIFARLAB_MAX_ACTIVE_RUNS must be at least 1, got {value}")
     return value
+
+
+def cpu_threads() -> int:
+    """Threads the CPU runs share (core.runs.queue.thread_shares): CIFARLAB_CPU_THREADS, else the
+    CPUs this process may run on."""
+    raw = os.environ.get("CIFARLAB_CPU_THREADS", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"CIFARLAB_CPU_THREADS must be a whole number, got {raw!r}") from exc
+        if value < 1:
+            raise ValueError(f"CIFARLAB_CPU_THREADS must be at least 1, got {value}")
+        return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def split_threads() -> bool:
+    """Whether CPU runs training at the same time split the threads (default) or each take all."""
+    return os.environ.get("CIFARLAB_SPLIT_THREADS", "1").strip() not in {"0", "false", "no"}
 
 
 def offline() -> bool:

@@ -60,6 +60,16 @@ def run_store() -> RunStore:
     return store
 
 
+def polling_store() -> RunStore:
+    """The run store for a fragment that polls it every second: runs whose process is gone are
+    marked interrupted (one query over the active runs), but nothing is shown and the runs that
+    cannot be read are not listed again (the page run around the fragment did that)."""
+    store = _store(str(settings.runs_dir()))
+    if not store.read_only:
+        store.reconcile()
+    return store
+
+
 # Characters that can start markdown inside a line: emphasis, code, links and images, HTML, tables,
 # strikethrough, LaTeX and Streamlit's :directives: (a name is never at the start of a line).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>!|~$:#])")

@@ -88,7 +88,8 @@ def draw_field(where, spec: FieldSpec, choices: Sequence[str] | None = None) -> 
     """The widget for one field, in `where` (a column or container); returns its value."""
     common_args = dict(label=label(spec.name), key=field_key(spec.name), help=help_text(spec))
     if spec.kind == "choice":
-        return where.selectbox(options=list(choices if choices is not None else spec.choices), **common_args)
+        return where.selectbox(options=list(choices if choices is not None else spec.choices),
+                               format_func=spec.choice_label, **common_args)
     if spec.kind == "bool":
         return where.checkbox(**common_args)
     if spec.kind == "float":

@@ -7,8 +7,19 @@
 
 Everything shown comes from the run store (core.runs); training happens in its own process
 (core.runs.jobs), so a reload or a second tab shows the same live run.
+
+Watching costs the run almost nothing (bench/live_overhead.py): while a run trains, one small
+fragment reruns every LIVE_EVERY_S (1.5 s); it reads only the metric rows added since its last read, redraws the
+progress line (elapsed time, time left, what the trainer is doing) and hands the charts over again,
+but rebuilds a chart only when rows it shows arrived (figures are shared by every tab showing the
+same rows). The epoch-by-epoch section has its own slower fragment (dashboard.history_panel).
+With no run active, the fragment only compares the runs' statuses (one small query).
 """
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable
 
 import streamlit as st
 
@@ -17,8 +28,8 @@ from core.runs.store import Run, RunError, RunStore
 from dashboard import common, run_controls
 from dashboard import history_panel
 from dashboard.figures import training as ft
-from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, FLASH, LIVE, RENAME,
-                                     RENAME_TEXT, RESUME, SEEN, SELECTED, STOP)
+from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, ENDPOINT, FLASH, LIVE, MACHINES,
+                                     PER_MACHINE, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, STOP)
 
 NINE_STEPS = """\
 for epoch in range(epochs):                 # 1. the epoch loop: every image, once per epoch
@@ -70,16 +81,54 @@ def delete(run_id: int) -> None:
 
 # ---- one run, live ---------------------------------------------------------------------------
 
-def metrics_for(store: RunStore, run: Run) -> "ft.pd.DataFrame":
-    """The run's metrics, reading only rows added since this tab's last read."""
+LIVE_EVERY_S = 1.5   # the live fragment while a run is active (rows arrive twice a second: worker.FLUSH_EVERY_S):
+                     # charts grow at least every 2 s, at two thirds of the cost of a rerun every second
+_FIGURES: OrderedDict[tuple, object] = OrderedDict()   # built charts, shared by all tabs (see figure)
+_FIGURES_LOCK = threading.Lock()
+_FIGURES_KEPT = 32
+
+
+def _entry(run: Run) -> dict:
     cache = st.session_state.setdefault(LIVE, {})
     entry = cache.get(run.id)
     if entry is None or entry["attempts"] != run.attempts:  # new attempt (resume): read everything again
-        entry = cache[run.id] = {"attempts": run.attempts, "last_id": 0, "frame": ft.empty_metrics()}
+        entry = cache[run.id] = {"attempts": run.attempts, "last_id": 0, "frame": ft.empty_metrics(),
+                                 "versions": {}, "epochs": 0}
+    return entry
+
+
+def metrics_for(store: RunStore, run: Run) -> "ft.pd.DataFrame":
+    """The run's metrics, reading only rows added since this tab's last read."""
+    entry = _entry(run)
     new = store.metrics(run.id, since_id=entry["last_id"])
     if len(new):
         entry["frame"], entry["last_id"] = ft.merge_metrics(entry["frame"], new), int(new["id"].max())
+        versions = entry["versions"]
+        for name, ids in new.groupby("name")["id"]:   # per metric: rows seen, newest id (chart keys)
+            count, _ = versions.get(name, (0, 0))
+            versions[name] = (count + len(ids), int(ids.max()))
+        entry["epochs"] = versions.get("epoch_test_acc", (0, 0))[0]
     return entry["frame"]
+
+
+def _versions(run: Run, *names: str) -> tuple:
+    versions = _entry(run)["versions"]
+    return tuple(versions.get(n, (0, 0)) for n in names)
+
+
+def figure(key: tuple, build: Callable[[], object]):
+    """The chart for `key` (which names every input it shows), built once: every tab and every
+    second that shows the same rows reuses it (plotly figures are only read once built)."""
+    with _FIGURES_LOCK:
+        if key in _FIGURES:
+            _FIGURES.move_to_end(key)
+            return _FIGURES[key]
+    fig = build()
+    with _FIGURES_LOCK:
+        _FIGURES[key] = fig
+        while len(_FIGURES) > _FIGURES_KEPT:
+            _FIGURES.popitem(last=False)
+    return fig
 
 
 def draw_run(store: RunStore, run: Run) -> None:
@@ -89,31 +138,47 @@ def draw_run(store: RunStore, run: Run) -> None:
     events = store.events(run.id)
     prog = ft.progress(run, frame)
     st.progress(prog.fraction, text=prog.text())
-    cols = st.columns(4)
+    # Two by two, and the charts one under another: the run's column is about 500 px wide on a
+    # 1280 px projector, too narrow for four numbers or two charts side by side.
+    cols = [*st.columns(2), *st.columns(2)]
     cols[0].metric("Epoch", f"{prog.epoch}/{prog.epochs}")
     cols[1].metric("Step", f"{prog.step}" + (f"/{prog.total_steps}" if prog.total_steps else ""))
     cols[2].metric("Images / second", f"{prog.images_per_sec:,.0f}" if prog.images_per_sec else "–")
-    cols[3].metric("Best test accuracy", f"{100 * run.best_test_acc:.2f}%" if run.best_test_acc is not None else "–")
-    synthetic = run.dataset == "synthetic"
-    left, right = st.columns(2)
-    left.plotly_chart(ft.loss_figure(frame, synthetic=synthetic, events=events), key=f"train_loss_chart_{run.id}")
-    right.plotly_chart(ft.accuracy_figure(frame, synthetic=synthetic, epochs=ft.run_epochs(run), events=events,
-                                          steps_per_epoch=run.steps_per_epoch), key=f"train_acc_chart_{run.id}")
-    left, right = st.columns(2)
-    left.plotly_chart(ft.lr_figure(frame, events=events, synthetic=synthetic), key=f"train_lr_chart_{run.id}")
-    with right:
-        run_controls.history(run, events)
+    label, value, help_text = ft.model_accuracy(run, frame)
+    cols[3].metric(label, value, help=help_text)
+    synthetic, marks = run.dataset == "synthetic", tuple((e.id, e.step) for e in events)
+    epochs, per_epoch = ft.run_epochs(run), run.steps_per_epoch
+    base = (run.id, run.attempts, synthetic, marks)
+    loss = figure(("loss", *base, _versions(run, "train_loss", "epoch_test_loss")),
+                  lambda: ft.loss_figure(frame, synthetic=synthetic, events=events))
+    acc = figure(("acc", *base, epochs, per_epoch, _versions(run, "epoch_train_acc", "epoch_test_acc", "epoch_val_acc")),
+                 lambda: ft.accuracy_figure(frame, synthetic=synthetic, epochs=epochs, events=events,
+                                            steps_per_epoch=per_epoch))
+    lr = figure(("lr", *base, _versions(run, "lr", "epoch_lr")),
+                lambda: ft.lr_figure(frame, events=events, synthetic=synthetic))
+    st.plotly_chart(loss, key=f"train_loss_chart_{run.id}")
+    st.plotly_chart(acc, key=f"train_acc_chart_{run.id}")
+    st.plotly_chart(lr, key=f"train_lr_chart_{run.id}")
+    run_controls.history(run, events)
 
 
-@st.fragment(run_every=1.0)
-def live(run_id: int | None) -> None:
-    """Redraws the selected run every second while it trains; otherwise only notices changes."""
-    store = common.run_store()
+@st.fragment(run_every=LIVE_EVERY_S)
+def _live(run_id: int | None) -> None:
+    """Redraws the selected run while it trains; otherwise only notices changes of status (a
+    status change anywhere reruns the whole page)."""
+    store = common.polling_store()
     if store.statuses() != st.session_state.get(SEEN):  # started, stopped or finished anywhere
         st.rerun()
     run = store.get(run_id) if run_id is not None and run_id in st.session_state[SEEN] else None
     if run is not None and run.is_active:
         draw_run(store, run)
+
+
+def live(run_id: int | None, active: bool) -> None:
+    """The live part of the selected run, rerun every LIVE_EVERY_S (with no run active it only
+    compares the statuses). One fragment defined once: a fragment made anew on every page run
+    can leave its earlier timers running in the browser."""
+    _live(run_id)
 
 
 def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | None:
@@ -122,7 +187,7 @@ def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | N
     with head:
         run = _pick_run(runs, active)
     with live_slot:
-        live(run.id if run is not None else None)
+        live(run.id if run is not None else None, bool(active))
         if run is not None and not run.is_active:
             draw_run(store, run)
     with steps_slot.expander("The nine training steps — what the trainer is doing right now"):
@@ -170,10 +235,33 @@ def all_runs(store: RunStore, runs: list[Run], run: Run | None) -> None:
     if not runs:
         return
     st.dataframe(ft.runs_table(runs), hide_index=True, width="stretch", placeholder="–",
-                 column_config={"best test acc (%)": st.column_config.NumberColumn(format="%.2f")})
+                 column_config={"test acc (%)": st.column_config.NumberColumn(
+                     format="%.2f", help="The test accuracy of the run's model: best.pt (the epoch with the highest "
+                     "validation accuracy) with a validation split; without one the last epoch's (no \"best\")")})
     _compare(store, runs)
     if run is not None:
+        _several_machines(store, run)
         _rename_or_delete(run)
+
+
+def _several_machines(store: RunStore, run: Run) -> None:
+    """The torchrun command to type on each machine for this run (data parallel over a shared runs folder)."""
+    from core.train.distributed import multinode_command
+
+    with st.expander(f"Train {common.plain(run.label)} on several machines"):
+        st.caption("Each machine runs its share of the processes; the runs folder must be on a file system they all "
+                   "share, with the images on each machine. Start the same command on every machine; the first to "
+                   "join the rendezvous at HOST:PORT (the host's name sorting first) is process 0, the only one that "
+                   "writes to the run store, so run the dashboard there. See README, \"Data-parallel runs\".")
+        a, b, c = st.columns([1, 1, 2])
+        nodes = a.number_input("Machines", 2, 64, 2, key=MACHINES)
+        per = b.number_input("Processes per machine", 1, 64, max(1, run.config.nproc), key=PER_MACHINE)
+        endpoint = c.text_input("Rendezvous HOST:PORT", "HOST:29500", key=ENDPOINT,
+                                help="A machine all of them can reach, and a free port on it.")
+        st.code(multinode_command(run.id, store.root, nnodes=int(nodes), nproc_per_node=int(per),
+                                  endpoint=endpoint.strip() or "HOST:29500"), language="bash", wrap_lines=True)
+        if run.is_active:
+            st.caption("It resumes the run from its last checkpoint: stop it here first.")
 
 
 def _compare(store: RunStore, runs: list[Run]) -> None:

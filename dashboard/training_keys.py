@@ -13,6 +13,7 @@ SELECTED, STOP, RESUME = "train_selected_run", "train_stop", "train_resume"
 COMPARE, ALL_SETTINGS = "train_compare", "train_compare_all_settings"
 RENAME_TEXT, RENAME = "train_rename_text", "train_rename"
 DELETE_CONFIRM, DELETE = "train_delete_confirm", "train_delete"
+MACHINES, PER_MACHINE, ENDPOINT = "train_nnodes", "train_nproc_per_node", "train_rdzv_endpoint"  # several machines
 # state that is not a widget
 LIVE = "train_live_metrics"   # {run id: {"attempts", "last_id", "frame"}}: what this tab has read so far
 SEEN = "train_seen_statuses"  # {run id: status} at the last full run, to notice changes from elsewhere

@@ -1,25 +1,47 @@
-"""Test data for the core.evaluate tests (plain builders; each test file wraps them in its fixtures).
+"""Test data for the core.evaluate tests and the Evaluation page's tests (plain builders and helpers;
+each test file wraps them in its fixtures).
 
+core.evaluate:
     predictions_from_probs  Predictions from probabilities alone (hand-built cases)
     random_split            a reproducible random uint8 "test split"
     write_checkpoint        a freshly initialised model saved as a checkpoint
     reference_logits        logits by an independent path: tests/reference.normalize_np + a forward pass
     trained_mlp             a tutorial MLP after a few Adam steps
-    encoded                 a PIL image encoded as PNG/JPEG/... bytes
+    encoded, png            a PIL image encoded as PNG/JPEG/... bytes; a plain-colour PNG
+The Evaluation page (AppTest and browser tests):
+    train_run               a stored run trained in this process by core.engine.fit, optionally with its
+                            prediction history (as the worker records it)
+    history_config          the 3-epoch synthetic MLP run the look-inside tests train
+    PAGE, TIMEOUT, page_constants, open_page, arr, chart, metric   the page under AppTest
+    thumbnails              the captions of the misclassified browser's thumbnails (not the page's other pictures)
 """
 from __future__ import annotations
 
+import base64
 import io
+import json
+import os
+import re
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
 from PIL import Image
 
+from core import data
 from core.evaluate.predictions import Predictions
+from core.runs.store import Run, RunStore
+from core.train import engine
 from core.train.checkpoints import save_checkpoint
+from core.train.config import TrainConfig
+from core.train.history import HistoryRecorder
 from core.train.models import build_model
 from reference import normalize_np
+
+REPO = Path(__file__).resolve().parent.parent
+PAGE = str(REPO / "dashboard" / "views" / "evaluation.py")
+TIMEOUT = 180  # a first visit evaluates the test split; the machine is shared
 
 
 def predictions_from_probs(labels, probs, classes: Iterable[str]) -> Predictions:
@@ -77,3 +99,79 @@ def encoded(image: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt, **kw)
     return buf.getvalue()
+
+
+def png(size=(40, 30), color=(200, 30, 10)) -> bytes:
+    return encoded(Image.new("RGB", size, color), "PNG")
+
+
+# --------------------------------------------------------------------------------------------
+# The Evaluation page's tests
+# --------------------------------------------------------------------------------------------
+def train_run(store: RunStore, dataset: data.Dataset, cfg: TrainConfig, name: str, *, history: bool = False) -> Run:
+    """Create a run and train it in this process with core.engine.fit, as the trainer process would;
+    `history`: record the prediction history after each epoch (the worker's HistoryRecorder)."""
+    run = store.create_run(cfg, name=name)
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")
+    folder = store.run_dir(run.id)
+    result = engine.fit(cfg, dataset, folder, on_predictions=HistoryRecorder(folder).record if history else None)
+    store.mark_finished(run.id, result.status, result.message, best_test_acc=result.best_test_acc,
+                        final_test_acc=result.final.get("test_acc"), final_metrics=result.final)
+    return store.get(run.id)
+
+
+def history_config(**changes) -> TrainConfig:
+    """The look-inside tests' run: the tutorial MLP, 3 epochs on 1,000 synthetic training images, full test split."""
+    return TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=3, batch_size=64, lr=1e-3).replace(**changes)
+
+
+def page_constants() -> dict:
+    """The page's session-state keys (dashboard.evaluation.keys) and the browser's page size."""
+    from dashboard.evaluation import browser, keys
+
+    out = {name: value for name, value in vars(keys).items() if name.isupper()}
+    out["PAGE_SIZE"] = browser.PAGE_SIZE
+    return out
+
+
+def open_page(**state):
+    """The Evaluation page run once in AppTest with `state` seeded; fails on an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def arr(value) -> np.ndarray:
+    """A figure's array as numpy: plain JSON lists, or plotly's typed arrays {dtype, bdata, shape}."""
+    if isinstance(value, dict) and "bdata" in value:
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        if shape:
+            out = out.reshape([int(n) for n in str(shape).split(",")])
+        return out
+    return np.asarray(value)
+
+
+def chart(at, key: str) -> dict:
+    """The plotly figure (as JSON) of the chart with widget key `key`."""
+    for el in at.get("plotly_chart"):
+        if key in el.proto.id:
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no chart with key {key!r}; ids: {[el.proto.id for el in at.get('plotly_chart')]}")
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+_THUMBNAIL = re.compile(r"[^\n]+ →  \n\*\*[^\n]+\*\* · \d+%")
+
+
+def thumbnails(at) -> list[str]:
+    """Captions of the misclassified browser's thumbnails ("true →  \n**predicted** · 97%"), in page order."""
+    return [c for img in at.image for c in img.captions if _THUMBNAIL.fullmatch(c)]

@@ -233,3 +233,20 @@ def test_a_batch_larger_than_the_training_subset_is_refused_by_name():
     assert TrainConfig(train_subset=128, batch_size=128).batch_size == 128      # exactly one batch is fine
     with pytest.raises(ConfigError, match="^batch_size: "):
         TrainConfig.smoke().replace(batch_size=1024)                             # smoke keeps 512 images
+
+
+def test_settings_whose_switch_is_off_are_unused_and_not_listed_as_changes():
+    from core.train.config import changes_from_tutorial, unused_settings
+
+    assert unused_settings(TrainConfig()) == {"crop_padding", "alternate_flip", "ema_decay", "whiten_bias_epochs"}
+    assert unused_settings(PRESETS["cpu_cnn"].config) == {"ema_decay"}
+    assert changes_from_tutorial(PRESETS["tutorial_mlp"].config) == []
+    # crop padding 4 without augmentation trains like the tutorial: not a change
+    tutorial = PRESETS["tutorial_mlp"].config
+    assert changes_from_tutorial(tutorial.replace(crop_padding=2)) == []
+    rows = {spec.name: (tut, new) for spec, tut, new in changes_from_tutorial(tutorial.replace(augment=True, crop_padding=2))}
+    assert rows == {"augment": (False, True), "crop_padding": (4, 2)}
+    fast = {spec.name for spec, _, _ in changes_from_tutorial(PRESETS["fast_mlp"].config)}
+    assert {"augment", "epochs", "batch_size"} <= fast and "model" not in fast and "preset" not in fast
+    cnn = {spec.name: new for spec, _, new in changes_from_tutorial(PRESETS["cpu_cnn"].config)}
+    assert cnn["model"] == "cpu_cnn" and "ema_decay" not in cnn

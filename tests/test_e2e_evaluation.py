@@ -29,7 +29,8 @@ def finished_run(session_dirs):
     Requested before app_server, so the run exists when the dashboard starts."""
     dataset = data.load_synthetic(session_dirs["synthetic"])
     store = RunStore()
-    cfg = TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=2, batch_size=64, lr=1e-3)
+    cfg = TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=2, batch_size=64, lr=1e-3,
+                            val_images=200)   # a validation split: best.pt exists and is the page's default
     run = store.create_run(cfg, name="tiny e2e")
     store.mark_running(run.id, pid=os.getpid(), device="cpu")
     result = engine.fit(cfg, dataset, store.run_dir(run.id))

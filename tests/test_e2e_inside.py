@@ -2,30 +2,18 @@
 misclassified image shows the saliency maps of its predicted and its true class."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from core import data
 from core.runs.store import RunStore
-from core.train import engine
-from core.train.config import TrainConfig
-from core.train.history import HistoryRecorder
+from evaluate_fixtures import history_config, train_run
 from test_e2e_evaluation import SLOW
 
 
 @pytest.fixture
 def run_with_history(session_dirs):
     dataset = data.load_synthetic(session_dirs["synthetic"])
-    store = RunStore()
-    cfg = TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=3, batch_size=64, lr=1e-3)
-    run = store.create_run(cfg, name="inside e2e")
-    store.mark_running(run.id, pid=os.getpid(), device="cpu")
-    folder = store.run_dir(run.id)
-    result = engine.fit(cfg, dataset, folder, on_predictions=HistoryRecorder(folder).record)
-    store.mark_finished(run.id, result.status, result.message, best_test_acc=result.best_test_acc,
-                        final_test_acc=result.final.get("test_acc"))
-    return store.get(run.id)
+    return train_run(RunStore(), dataset, history_config(), "inside e2e", history=True)
 
 
 def bar_labels(chart) -> list[str]:

@@ -46,3 +46,18 @@ def test_the_map_is_cached_per_checkpoint_version(tmp_path):
     third = features.projection_for_checkpoint(tmp_path / "best.pt", images, labels, which="best", device="cpu")
     assert third.source == "computed"
     assert len(list((tmp_path / "eval").glob("pca-best-*.npz"))) == 1
+
+
+def test_pca_matches_numpy_svd_with_fewer_images_than_features_and_on_wide_relu_features():
+    rng = np.random.default_rng(1)
+    for x in (rng.normal(size=(40, 120)),                                            # N < D: the SVD of X
+              np.maximum(rng.normal(size=(2000, 500)) @ rng.normal(size=(500, 500)) * 0.1, 0)):   # X^T X
+        proj = features.pca_2d(x.astype(np.float32))
+        centred = x.astype(np.float32).astype(np.float64)
+        centred -= centred.mean(0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        for k in range(2):
+            sign = np.sign(vt[k][np.abs(vt[k]).argmax()])
+            scale = np.abs(centred @ vt[k]).max()
+            assert np.allclose(proj.coords[:, k], sign * centred @ vt[k], atol=1e-4 * scale)
+        assert np.allclose(proj.explained, s[:2] ** 2 / (s ** 2).sum(), atol=1e-6)

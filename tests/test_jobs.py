@@ -62,8 +62,8 @@ def test_background_run_trains_to_completion_and_records_everything(store):
     assert done.status == "completed", done.message
     assert done.device.startswith("cpu") and done.started_at and done.finished_at
     assert done.total_steps == 2 * STEPS_PER_EPOCH and done.final_metrics["step"] == done.total_steps
-    assert 0 <= done.final_test_acc <= done.best_test_acc <= 1
-    assert store.checkpoint_path(run.id, "last") and store.checkpoint_path(run.id, "best")
+    assert 0 <= done.final_test_acc <= 1 and done.best_test_acc is None   # no validation split: no "best"
+    assert store.checkpoint_path(run.id, "last") and not store.checkpoint_path(run.id, "best")
     assert_complete_history(store, run.id, epochs=2)
     log = store.log_path(run.id).read_text()
     assert "Epoch 2/2" in log and "Training complete in" in log
@@ -122,16 +122,51 @@ def test_killed_trainer_leaves_a_readable_store_and_resumes_from_its_checkpoint(
     assert sorted(frame.loc[frame["name"] == "epoch_test_acc", "epoch"]) == list(range(1, epochs + 1))
 
 
-def test_only_one_run_trains_at_a_time_by_default(store, monkeypatch):
+def test_a_run_started_while_the_slots_are_busy_waits_in_line_and_starts_by_itself(store, monkeypatch):
+    """CIFARLAB_MAX_ACTIVE_RUNS=1 (the default): the second and third runs wait, in order; the
+    third moves up, the second is cancelled; when the first ends, its own trainer starts the
+    next one (nobody calls reconcile or start_queued here)."""
+    monkeypatch.delenv("CIFARLAB_MAX_ACTIVE_RUNS", raising=False)
     first = jobs.start_run(store, tiny(3), name="first")
-    with pytest.raises(jobs.JobError, match=rf"run #{first.id} 'first' is still training; stop it first or set "
-                                            r"CIFARLAB_MAX_ACTIVE_RUNS"):
-        jobs.start_run(store, tiny(1), name="second")
-    assert [r.id for r in store.list_runs()] == [first.id]
-    monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "2")
-    assert settings.max_active_runs() == 2
+    assert first.pid and not first.waiting and first.devices == "cpu"
     second = jobs.start_run(store, tiny(1), name="second")
-    assert {r.id for r in store.list_runs() if r.is_active} == {first.id, second.id}
+    third = jobs.start_run(store, tiny(1), name="third")
+    assert (second.status, second.place, second.pid) == ("queued", 1, None)
+    assert (third.place, third.status_text) == (2, "queued (2nd in line)")
+    assert jobs.move_up(store, third.id).place == 1 and store.get(second.id).place == 2
+    cancelled = jobs.request_stop(store, second.id)  # a waiting run is cancelled, not asked to stop
+    assert cancelled.status == "stopped" and cancelled.place is None and "Cancelled" in cancelled.message
+    assert store.get(third.id).place == 1
+
+    done_third = wait_for(lambda: (lambda r: r if r.status == "completed" else None)(store.get(third.id)),
+                          what="the third run to start by itself and complete")
+    assert store.get(first.id).status == "completed"
+    assert done_third.started_at >= store.get(first.id).finished_at  # one at a time
+    assert done_third.devices == "cpu" and done_third.threads == settings.cpu_threads()  # alone: every core
+    assert store.get(second.id).status == "stopped" and store.get(second.id).attempts == 0
+
+    jobs.resume_run(store, second.id)  # back in line, and the line is free: it starts
+    assert wait_until_finished(store, second.id).status == "completed"
+
+
+def test_two_slots_split_the_cpu_threads(store, monkeypatch):
+    monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_RUNS", "2")
+    monkeypatch.setenv("CIFARLAB_CPU_THREADS", "2")
+    assert settings.max_active_runs() == 2
+    first = jobs.start_run(store, tiny(30), name="first")
+    assert store.get(first.id).threads == 2  # alone, it takes both
+    second = jobs.start_run(store, tiny(30), name="second")
+    assert not second.waiting
+    assert {store.get(first.id).threads, store.get(second.id).threads} == {1}
+    wait_for(lambda: "(1 threads)" in (store.get(second.id).device or ""), what="the second trainer's device text")
+    jobs.request_stop(store, second.id)
+    assert wait_until_finished(store, second.id).status == "stopped"
+    wait_for(lambda: store.get(first.id).threads == 2, what="the second trainer's exit to re-split the CPU")
+    log = store.log_path(first.id)
+    wait_for(lambda: "CPU threads: 1 -> 2" in log.read_text(), what="the first trainer to take both threads back")
+    assert "CPU threads: 2 -> 1" in log.read_text()
+    jobs.request_stop(store, first.id)
+    wait_until_finished(store, first.id)
 
 
 def test_missing_data_fails_the_run_with_the_data_layers_message(no_cifar, store):
@@ -174,8 +209,9 @@ def test_trainer_processes_get_our_settings_as_absolute_paths(monkeypatch, tmp_p
     assert env["CIFARLAB_SYNTHETIC_ROOT"] == str(tmp_path / "data" / "synthetic")
     assert env["PYTHONUNBUFFERED"] == "1"
     store = RunStore(tmp_path / "r")
-    cmd = jobs.trainer_command(store, 7, resume=True)
-    assert cmd[1:] == ["-m", "core", "train", "--run", "7", "--runs-dir", str(store.root), "--resume"]
+    run = store.create_run(tiny(1))
+    cmd = jobs.trainer_command(store, run.id, resume=True)
+    assert cmd[1:] == ["-m", "core", "train", "--run", str(run.id), "--runs-dir", str(store.root), "--resume"]
 
 
 @pytest.mark.parametrize("changes,per_epoch", [
@@ -228,3 +264,15 @@ def test_a_batch_larger_than_the_data_fails_the_run_naming_the_setting(store, sy
     assert done.status == "failed"
     assert "batch_size: must be at most the number of training images (20" in done.message
     assert "Traceback" not in done.message
+
+
+def test_more_processes_than_the_machine_has_are_refused_before_anything_is_stored(store):
+    from core.train.config import ConfigError
+
+    too_many = 64 * (os.cpu_count() or 1)
+    with pytest.raises(ConfigError) as err:
+        jobs.start_run(store, tiny(1, nproc=too_many, batch_size=too_many, train_subset=None), name="too wide")
+    assert err.value.field == "nproc" and "choose at most" in err.value.message
+    with pytest.raises(ConfigError, match="must divide the batch size"):
+        jobs.start_run(store, tiny(1, nproc=2, batch_size=63), name="uneven")
+    assert store.list_runs() == []

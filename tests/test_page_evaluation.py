@@ -1,9 +1,8 @@
 """The Evaluation page in AppTest, on real tiny runs trained by core.engine on the synthetic demo set."""
 from __future__ import annotations
 
-import base64
-import io
-import json
+import re
+
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import data
@@ -21,33 +19,11 @@ from core.train.checkpoints import load_checkpoint, save_checkpoint
 from core.train.config import TrainConfig
 from core.train.models import build_model
 from core.runs.store import RunStore
+from evaluate_fixtures import TIMEOUT, arr, chart, open_page, page_constants, png, thumbnails, train_run
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE = str(REPO / "dashboard" / "views" / "evaluation.py")
 APP = str(REPO / "dashboard" / "app.py")
-TIMEOUT = 180  # a first visit evaluates the test split; the machine is shared
-
-
-def page_constants() -> dict:
-    """The page's session-state keys (dashboard.evaluation.keys) and the browser's page size."""
-    from dashboard.evaluation import browser, keys
-
-    out = {name: value for name, value in vars(keys).items() if name.isupper()}
-    out["PAGE_SIZE"] = browser.PAGE_SIZE
-    return out
-
-
 K = page_constants()
-
-
-def train_run(store: RunStore, dataset: data.Dataset, cfg: TrainConfig, name: str):
-    """Create a run and train it in this process with core.engine.fit, as the trainer process would."""
-    run = store.create_run(cfg, name=name)
-    store.mark_running(run.id, pid=os.getpid(), device="cpu")
-    result = engine.fit(cfg, dataset, store.run_dir(run.id))
-    store.mark_finished(run.id, result.status, result.message, best_test_acc=result.best_test_acc,
-                        final_test_acc=result.final.get("test_acc"), final_metrics=result.final)
-    return store.get(run.id)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +32,8 @@ def trained_store(tmp_path_factory, session_dirs):
     dataset = data.load_synthetic(session_dirs["synthetic"])
     root = tmp_path_factory.mktemp("eval-runs") / "runs"
     store = RunStore(root)
-    cfg = TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=1, batch_size=64, lr=1e-3)
+    # a validation split, so best.pt exists (without one there is no "best": last.pt is the model)
+    cfg = TrainConfig.smoke(train_subset=1000, test_subset=None, epochs=1, batch_size=64, lr=1e-3, val_images=200)
     first = train_run(store, dataset, cfg, "one epoch")
     second = train_run(store, dataset, cfg.replace(epochs=2, seed=1), "two epochs")
     return root, dataset, first.id, second.id
@@ -83,34 +60,6 @@ def oracle(store: RunStore, run_id: int, dataset: data.Dataset, which="best"):
     cm = np.zeros((n, n), int)
     np.add.at(cm, (labels, predicted), 1)
     return predicted, cm
-
-
-def arr(value) -> np.ndarray:
-    """A figure's array as numpy: plain JSON lists, or plotly's typed arrays {dtype, bdata, shape}."""
-    if isinstance(value, dict) and "bdata" in value:
-        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        shape = value.get("shape")
-        if shape:
-            out = out.reshape([int(n) for n in str(shape).split(",")])
-        return out
-    return np.asarray(value)
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for el in at.get("plotly_chart"):
-        if key in el.proto.id:
-            return json.loads(el.proto.spec)
-    raise AssertionError(f"no chart with key {key!r}; ids: {[el.proto.id for el in at.get('plotly_chart')]}")
-
-
-def open_page(**state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
 
 
 def test_page_shows_accuracy_per_class_chart_and_confusion_matrix_of_the_latest_run(runs):
@@ -169,7 +118,7 @@ def test_choosing_a_confusion_pair_shows_only_those_mistakes(runs):
     at.selectbox(key=K["TRUE_KEY"]).set_value(int(t))
     at.selectbox(key=K["PRED_KEY"]).set_value(int(p)).run()
     assert not at.exception
-    captions = [c for img in at.image for c in img.captions]
+    captions = thumbnails(at)
     assert len(captions) == min(K["PAGE_SIZE"], off[t, p]) > 0
     names = dataset.classes
     assert all(c.startswith(f"{names[t]} →  \n**{names[p]}** · ") for c in captions), captions
@@ -187,7 +136,7 @@ def test_most_confused_pair_button_filters_the_browser(runs):
     t, p = (int(v) for v in pair_buttons[0].key.removeprefix(K["PAIR_PREFIX"]).split("_"))
     pair_buttons[0].click().run()
     assert at.selectbox(key=K["TRUE_KEY"]).value == t and at.selectbox(key=K["PRED_KEY"]).value == p
-    captions = [c for img in at.image for c in img.captions]
+    captions = thumbnails(at)
     assert captions and all(c.startswith(f"{dataset.classes[t]} →  \n**{dataset.classes[p]}** · ") for c in captions)
 
 
@@ -198,12 +147,12 @@ def test_filter_by_true_class_only_and_paging(runs):
     t = int(np.bincount(labels[predicted != labels], minlength=10).argmax())
     wrong = int(((labels == t) & (predicted != t)).sum())
     at = open_page(**{K["TRUE_KEY"]: t})
-    captions = [c for img in at.image for c in img.captions]
+    captions = thumbnails(at)
     assert all(c.startswith(f"{dataset.classes[t]} →  \n") for c in captions)
     assert len(captions) == min(wrong, K["PAGE_SIZE"])
     if wrong > K["PAGE_SIZE"]:
         at.number_input(key=K["PAGE_KEY"]).set_value(2).run()
-        second_page = [c for img in at.image for c in img.captions]
+        second_page = thumbnails(at)
         assert len(second_page) == min(wrong - K["PAGE_SIZE"], K["PAGE_SIZE"])
 
 
@@ -213,6 +162,11 @@ def test_inspecting_an_image_shows_its_top_classes(runs):
     index = int(show[0].key.removeprefix(K["INSPECT_PREFIX"]))
     show[0].click().run()
     assert any(f"Test image #{index}" in m.value for m in at.markdown)
+    # the loss is said to be −ln p(true class), with the numbers
+    (card,) = [m.value for m in at.markdown if f"Test image #{index}" in m.value]
+    loss, p_true = (float(v) for v in re.search(r"Loss: ([\d.]+) = −ln ([\d.e-]+)", card).groups())
+    assert loss == pytest.approx(-np.log(p_true), abs=1.5e-3)   # both rounded for reading
+    assert any("−ln of the probability the model gave the true class" in c.value for c in at.caption)
     top = chart(at, K["TOPK_CHART_KEY"])["data"][0]
     probs = arr(top["x"])
     assert len(probs) == 5 and (np.diff(probs) >= 0).all()  # most probable on top (drawn last)
@@ -230,12 +184,6 @@ def test_compare_two_runs_draws_grouped_bars(runs):
         _, cm = oracle(store, run_id, dataset)
         np.testing.assert_allclose(arr(trace["y"]), np.diag(cm) / cm.sum(1))
         assert trace["x"] == list(dataset.classes)
-
-
-def png(size=(40, 30), color=(200, 30, 10)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_uploading_an_image_shows_its_top_classes(runs):

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.runs import jobs
 from core.runs.store import RunStore
+from core.train.models import MODELS
 from core.train.config import PRESETS, TrainConfig, config_fields, field_spec
 from core.train.device import usable_devices
 from dashboard import training_keys
@@ -98,9 +99,10 @@ def test_start_stop_and_resume_a_run_from_the_page_with_live_charts(store):
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     (run,) = store.list_runs()
-    assert run.dataset == "synthetic" and run.config.batch_size == 64 and run.config.preset == "fast_mlp"
+    assert run.dataset == "synthetic" and run.config.batch_size == 64 and run.config.preset == "tutorial_mlp"
     assert at.selectbox(key="train_selected_run").value == run.id
-    assert at.button(key="train_start").disabled  # one active run at a time
+    start = at.button(key="train_start")  # the slot is taken: another run would wait in the queue
+    assert not start.disabled and start.label == "Queue this run"
     assert not at.button(key="train_stop").disabled and at.button(key="train_resume").disabled
 
     # Stop at once (the trainer is still starting): it stops after its first step on any machine.
@@ -160,12 +162,12 @@ def test_invalid_form_values_show_the_fields_message_and_start_nothing(store, na
     assert store.list_runs() == []
 
 
-@pytest.mark.parametrize("name", ["cpu_cnn", "gpu_cnn", "tutorial_mlp"])
+@pytest.mark.parametrize("name", ["cpu_cnn", "gpu_cnn", "fast_mlp"])
 def test_choosing_a_preset_fills_the_form(store, name):
     at = page()
-    assert at.selectbox(key="train_preset").value == "fast_mlp"  # the default preset fills the first form
+    assert at.selectbox(key="train_preset").value == "tutorial_mlp"  # the tutorial's recipe fills the first form
     for spec in form_fields():
-        assert widget(at, spec.name).value == widget_value(spec, getattr(PRESETS["fast_mlp"].config, spec.name))
+        assert widget(at, spec.name).value == widget_value(spec, getattr(PRESETS["tutorial_mlp"].config, spec.name))
     at.selectbox(key="train_preset").set_value(name).run()
     preset = PRESETS[name]
     assert at.selectbox(key="train_model").value == preset.config.model
@@ -196,7 +198,8 @@ def test_every_config_field_has_a_widget_in_the_app():
         assert drawn.type == WIDGET[spec.kind] or (drawn.type, WIDGET[spec.kind]) == ("selectbox", "selectbox")
         assert drawn.label == label(spec.name) and drawn.help.startswith(spec.help)
         if spec.kind == "choice":
-            assert drawn.options == (usable_devices() if spec.name == "device" else list(spec.choices))
+            values = usable_devices() if spec.name == "device" else list(spec.choices)
+            assert drawn.options == [spec.choice_label(v) for v in values]     # titles, not ids
     assert any(e.label == MORE_SETTINGS for e in at.expander)
     page_keys = {v for k, v in vars(training_keys).items() if k.isupper()}
     assert not page_keys & {field_key(s.name) for s in form_fields()}  # no page key shadows a field's
@@ -268,7 +271,7 @@ def test_an_active_run_cannot_be_deleted(store):
     store.mark_running(run.id, pid=os.getpid(), device="cpu")  # this process stands in for the trainer
     at = page()
     assert at.checkbox(key="train_delete_confirm").disabled and at.button(key="train_delete").disabled
-    assert at.button(key="train_start").disabled
+    assert at.button(key="train_start").label == "Queue this run"
     store.mark_finished(run.id, "stopped", "test over")
 
 
@@ -323,7 +326,36 @@ def test_progress_reports_speed_and_time_left_from_the_step_reports(store):
     assert (prog.epoch, prog.step, prog.total_steps) == (2, 10, 16)
     assert prog.steps_per_sec == pytest.approx(1.0) and prog.images_per_sec == pytest.approx(64.0)
     assert prog.eta_s == pytest.approx(6.0) and prog.fraction == pytest.approx(10 / 16)
-    assert prog.text() == "epoch 2/2 · step 10/16 · 64 images/s · ETA 0m 6s"
+    assert prog.text().startswith("Running · epoch 2/2 · step 10/16 · 64 images/s · elapsed ")
+    assert prog.text().endswith(" · run ends in ~0m 6s + testing")   # more in tests/test_progress.py
+    store.mark_finished(run.id, "stopped", "done")
+
+
+def test_the_progress_line_says_what_the_run_does_with_elapsed_time_and_time_left(store):
+    from core.runs.progress import phase_row
+
+    run = store.create_run(TrainConfig.smoke(epochs=3, batch_size=8, dataset="synthetic"), name="eta")
+    store.mark_running(run.id, pid=os.getpid(), device="cpu")          # a trainer that is "alive": this test
+    store.set_plan(run.id, steps_per_epoch=4, total_steps=12)
+    t0 = time.time() - 12
+    rows = [(0, 1, phase_row("starting"), 1.0, t0 - 1), (0, 1, phase_row("training"), 1.0, t0)]
+    rows += [(s, 1, "train_loss", 2.0, t0 + s) for s in (1, 2, 3, 4)]               # 1 step/s
+    rows += [(4, 1, phase_row("testing"), 1.0, t0 + 4.0), (4, 1, "epoch_test_acc", 0.3, t0 + 6.0),
+             (4, 1, phase_row("saving"), 1.0, t0 + 6.0), (4, 2, phase_row("training"), 1.0, t0 + 7.0)]  # 3 s end
+    rows += [(s, 2, "train_loss", 2.0, t0 + 7.0 + (s - 4)) for s in (5, 6)]
+    store.log_metrics(run.id, rows)
+    store.heartbeat(run.id, train_seconds=11.0)
+    at = page()
+    (bar,) = at.get("progress")
+    text = bar.proto.text
+    # epoch 2: 2 steps (2 s) + its end (3 s); the run: 6 steps (6 s) + two epoch ends (6 s)
+    assert text.startswith("Training · epoch 2/3 · step 6/12 · 8 images/s · elapsed 0m 1")
+    assert text.endswith("· epoch ends in ~0m 5s · run ends in ~0m 12s"), text
+
+    store.log_metrics(run.id, [(8, 2, phase_row("testing"), 1.0)])           # now the trainer tests epoch 2
+    at.run()
+    (bar,) = at.get("progress")
+    assert bar.proto.text.startswith("Testing (evaluating the epoch's model) · epoch 2/3 · step 8/12")
     store.mark_finished(run.id, "stopped", "done")
 
 
@@ -369,3 +401,23 @@ def test_the_learning_rate_finder_runs_in_the_background_and_fills_the_form(stor
     at.button(key=USE_LR).click().run()
     assert widget(at, "lr").value == pytest.approx(float(f"{state['suggestion']:.3g}"))
     assert store.list_runs() == []
+
+
+def test_the_model_select_shows_titles_not_ids(store):
+    at = page()
+    model = at.selectbox(key="train_model")
+    assert model.options == [MODELS[name].title for name in MODELS] and "tutorial_mlp" not in model.options
+    assert model.value == "tutorial_mlp"                       # the value is still the id the config takes
+
+
+def test_the_page_shows_the_command_for_several_machines(store):
+    from core.train.distributed import multinode_command
+
+    run = store.create_run(TrainConfig.smoke(nproc=2), name="wide")
+    at = page()
+    at.number_input(key="train_nnodes").set_value(3).run()
+    at.text_input(key="train_rdzv_endpoint").set_value("node1:29400").run()
+    assert not at.exception
+    expected = multinode_command(run.id, store.root, nnodes=3, nproc_per_node=2, endpoint="node1:29400")
+    assert any(c.value == expected for c in at.code)
+    assert "--nnodes 3 --nproc-per-node 2" in expected and "--rdzv-endpoint node1:29400" in expected

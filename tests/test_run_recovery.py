@@ -238,7 +238,7 @@ def test_a_requeued_run_whose_checkpoints_are_all_damaged_goes_back_to_interrupt
 
 
 def test_best_and_last_checkpoints_are_separate_files(store):
-    run = store.create_run(tiny(1), name="one epoch")
+    run = store.create_run(tiny(1, val_images=64), name="one epoch")   # a validation split: best.pt exists
     run_stored(store, run.id)
     last, best = run.dir / "last.pt", run.dir / "best.pt"
     assert last.stat().st_ino != best.stat().st_ino and last.stat().st_nlink == 1 == best.stat().st_nlink

@@ -124,3 +124,31 @@ def test_a_read_only_store_lists_runs_and_refuses_writes_with_a_message(read_onl
     assert str(root) in str(err.value) and "read-only" in str(err.value)
     assert main(["runs", "--runs-dir", str(root)]) == 0
     assert "readable" in capsys.readouterr().out
+
+
+def test_a_read_only_store_written_by_an_older_version_still_lists(read_only_later, capsys):
+    """An older store lacks the columns added since (store.ADDED_COLUMNS) and the sweeps table; a read-only
+    one cannot get them added, and must still list."""
+    import sqlite3
+
+    from core.runs.store import ADDED_COLUMNS
+
+    folder, make_read_only = read_only_later
+    root = folder / "store"
+    RunStore(root).create_run(TrainConfig.smoke(), name="from an older version")
+    conn = sqlite3.connect(root / "runs.sqlite")
+    for name, _ in ADDED_COLUMNS:
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {name}")
+    conn.execute("DROP TABLE IF EXISTS sweeps")
+    conn.execute("DROP TABLE IF EXISTS events")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    make_read_only()
+
+    ro = RunStore(root)
+    assert ro.read_only
+    (run,) = ro.list_runs()
+    assert run.name == "from an older version" and run.place is None and run.sweep_id is None
+    assert ro.events(run.id) == []
+    assert main(["runs", "--runs-dir", str(root)]) == 0
+    assert "from an older version" in capsys.readouterr().out

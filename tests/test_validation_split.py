@@ -77,8 +77,31 @@ def test_a_stored_run_with_a_split_reports_best_pt_test_accuracy_and_says_how_it
     test = rows.query("name == 'epoch_test_acc'").reset_index(drop=True)
     assert len(val) == 3 and done.best_test_acc == test["value"][val["value"].idxmax()] == result.best_test_acc
     table = runs_table([store.get(run.id), store.get(plain.id)]).set_index("run")
-    assert table.loc[run.id, "best.pt chosen by"] == "validation accuracy"
-    assert table.loc[plain.id, "best.pt chosen by"] == "test accuracy (optimistic)"
+    assert table.loc[run.id, "model checkpoint"] == "best.pt (by validation accuracy)"
+    assert table.loc[run.id, "test acc (%)"] == round(100 * done.best_test_acc, 2)
+    assert table.loc[plain.id, "model checkpoint"] == "last.pt (no validation split)"
+
+
+def test_without_a_split_there_is_no_best_the_last_checkpoint_is_the_model(tmp_path):
+    from core.train.checkpoints import checkpoint_label, model_checkpoints
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create_run(TrainConfig.smoke(epochs=2))
+    result = run_stored(store, run.id)
+    done = store.get(run.id)
+    assert result.status == "completed" and result.best_test_acc is None and done.best_test_acc is None
+    assert "no validation split: last.pt is the model" in result.message
+    assert not (run.dir / "best.pt").exists() and (run.dir / "last.pt").is_file()
+    last_acc = store.metrics(run.id).query("name == 'epoch_test_acc'")["value"].iloc[-1]
+    assert done.final_test_acc == last_acc
+    assert runs_table([done]).loc[0, "test acc (%)"] == round(100 * last_acc, 2)
+    assert model_checkpoints(run.dir, 0) == ["last"]
+    # A run trained before this rule may hold a best.pt chosen by test accuracy: offered after
+    # last.pt, and called what it is.
+    (run.dir / "best.pt").write_bytes((run.dir / "last.pt").read_bytes())
+    assert model_checkpoints(run.dir, 0) == ["last", "best"]
+    assert "optimistic" in checkpoint_label("best", 0) and "is the model" in checkpoint_label("last", 0)
+    assert checkpoint_label("best", 400) == "Best (by validation accuracy)"
 
 
 def test_a_batch_larger_than_what_the_split_leaves_is_refused_before_any_step(synthetic_dataset, tmp_path):

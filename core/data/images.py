@@ -60,3 +60,17 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
     """Inverse of `normalize` for display: float NCHW -> float32 in [0, 1] (x * STD + MEAN)."""
     mean, std = _mean_std(x.device, torch.float32)
     return x.to(torch.float32).mul(std).add(mean).clamp(0, 1)
+
+
+def normalize_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1] (NCHW, any float dtype) -> the normalised values a model reads: (x - MEAN) / STD."""
+    mean, std = _mean_std(x.device, x.dtype)
+    return (x - mean) / std
+
+
+def weights_per_pixel(weights_nchw: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A layer's weights on the normalised image (N, 3, H, W) -> what multiplies each [0, 1] pixel, as
+    (N, H, W, 3) float32: w . (p - MEAN) / STD = (w / STD) . p + a constant, so w / STD per channel."""
+    w = torch.as_tensor(np.asarray(weights_nchw) if isinstance(weights_nchw, np.ndarray) else weights_nchw)
+    _, std = _mean_std(torch.device("cpu"), torch.float32)
+    return to_nhwc(w.detach().float().cpu() / std)

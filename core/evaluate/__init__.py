@@ -11,6 +11,8 @@ Modules, one job each (their docstrings hold the formulas and conventions):
                  summaries, per-class accuracy over epochs, learned / forgotten / changed images.
     saliency     where the model looks: Grad-CAM / LayerCAM (conv nets), gradient x input (MLP).
     features     penultimate-layer features of the test split and their 2-D PCA map, cached.
+    learned      what the weights show: MLP first-layer units as pictures (ordered by norm or class drive),
+                 each class's gradient-ascent pattern, conv-net stem filters and activation maps.
 
 Imports core.data, core.train, core.numpy_net, core.atomic_file; never core.runs or Streamlit.
 """
@@ -20,6 +22,8 @@ from core.evaluate.predictions import LoadedModel, Predictions, cache_path, load
 from core.evaluate.features import Projection, pca_2d, penultimate_features, projection_for_checkpoint
 from core.evaluate.history import (HISTORY_FILTERS, PredictionHistory, Trajectories, epoch_summary, forgotten_per_class,
                                    load_history, per_class_over_epochs, trajectories)
+from core.evaluate.learned import (ActivationGroup, Activations, ClassPatterns, StemFilters, UnitPictures,
+                                   activation_maps, class_patterns, first_layer_filters, first_layer_units, unit_order)
 from core.evaluate.replay import ReplayReport, numpy_replay
 from core.evaluate.saliency import SaliencyMap, saliency_maps
 from core.evaluate.upload import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, UPLOAD_EXTENSIONS, UploadPrediction, limit_text,
@@ -32,4 +36,6 @@ __all__ = [
     "HISTORY_FILTERS", "PredictionHistory", "Projection", "SaliencyMap", "Trajectories", "epoch_summary",
     "forgotten_per_class", "load_history", "pca_2d", "penultimate_features", "per_class_over_epochs",
     "projection_for_checkpoint", "saliency_maps", "trajectories",
+    "ActivationGroup", "Activations", "ClassPatterns", "StemFilters", "UnitPictures", "activation_maps",
+    "class_patterns", "first_layer_filters", "first_layer_units", "unit_order",
 ]

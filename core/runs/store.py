@@ -16,7 +16,7 @@ Layout on disk::
     root/<id>/run.json        name, status, times, device, accuracies (rewritten on each status change)
     root/<id>/last.pt         engine checkpoint: every epoch and on stop (resume starts here)
     root/<id>/previous.pt     the last.pt before it, until the run completes (resume's fallback)
-    root/<id>/best.pt         engine checkpoint with the best test accuracy
+    root/<id>/best.pt         with a validation split only: the epoch with the best validation accuracy
     root/<id>/train.log       the trainer's output when it runs in the background
 
 Concurrency: each call opens its own short-lived connection (never shared between threads or
@@ -32,10 +32,18 @@ Statuses and the transitions the store accepts (anything else raises RunStateErr
                    | completed | stopped | failed | diverged   (its process was alive after all)
     completed, failed, diverged: final
 
+The queue: `queued` covers a run waiting in line for a slot (`queue_pos` set; its `place` is 1, 2,
+... in line) and one taken out of the line whose trainer is starting (claim_next, one BEGIN
+IMMEDIATE transaction; see core.runs.jobs for who claims). A slot is held by a `running` run or
+a claimed `queued` one; CIFARLAB_MAX_ACTIVE_RUNS slots exist. Each claimed run records the device
+it holds (`devices`: 'cuda:1', 'cpu', 'mps') and, on the CPU, its share of the threads.
+
 Reads never write. A run whose status says `queued`/`running` but whose process is gone (dead
 pid, or a heartbeat older than STALE_AFTER_S) is marked `interrupted` by one explicit call,
 `reconcile()`, which the dashboard makes when it starts and before it lists runs, the CLI before
 it lists or resumes, and `create_run`/`requeue` before they count active runs. It can be resumed.
+A run waiting in line has no process by design and is never marked interrupted; reconcile() then
+starts waiting runs while slots are free (QUEUE_STARTERS).
 """
 from __future__ import annotations
 
@@ -47,7 +55,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -68,6 +76,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset(),
     "diverged": frozenset(),
 }
+# What reconcile() calls when runs wait in the queue: core.runs.jobs.start_queued, registered when
+# the core.runs package is imported (the store itself starts no process and imports no launcher).
+QUEUE_STARTERS: list[Callable[["RunStore"], Any]] = []
 STALE_AFTER_S = 30.0      # a running run without a heartbeat for this long is interrupted
 QUEUED_GRACE_S = 120.0    # a queued run with no process at all for this long is interrupted
 DB_NAME = "runs.sqlite"
@@ -97,6 +108,13 @@ CREATE TABLE IF NOT EXISTS runs (
     steps_per_epoch INTEGER,                    -- known once the trainer has loaded the data
     total_steps     INTEGER
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    preset      TEXT,
+    axes        TEXT NOT NULL,                  -- JSON [[setting, [values...]], ...] (one or two)
+    created_at  REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS metrics (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -121,6 +139,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
 """
+# Columns added after the first release: (name, SQL type). Opening an older store adds them.
+ADDED_COLUMNS = (
+    ("queue_pos", "REAL"),        # place-in-line key while the run waits for a slot (NULL: not waiting)
+    ("claimed_at", "REAL"),       # when a launcher took it out of the line (its trainer is starting)
+    ("devices", "TEXT"),          # the device it holds: 'cuda:1', 'cpu', 'mps' (core.runs.queue)
+    ("threads", "INTEGER"),       # its share of the CPU's threads (CPU runs; re-split as runs come and go)
+    ("sweep_id", "INTEGER"),      # the sweep it belongs to (sweeps.id), NULL for a single run
+)
 EVENT_COLUMNS = ("id", "run_id", "kind", "value", "requested_at", "step", "epoch", "applied_at", "note")
 
 
@@ -183,6 +209,11 @@ class Run:
     total_steps: int | None = None
     dir: Path = Path()
     unknown_settings: dict[str, Any] = field(default_factory=dict)  # written by a newer version: kept, unused
+    devices: str | None = None      # the device it holds or held: 'cuda:1', 'cpu', 'mps'
+    threads: int | None = None      # its share of the CPU threads (CPU runs)
+    sweep_id: int | None = None
+    place: int | None = None        # 1, 2, ...: its place in the queue while it waits for a slot
+    claimed_at: float | None = None
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -202,12 +233,47 @@ class Run:
         return self.status in ACTIVE_STATUSES
 
     @property
+    def waiting(self) -> bool:
+        """Queued and waiting in line for a free slot (no trainer yet)."""
+        return self.status == "queued" and self.place is not None
+
+    @property
+    def device_text(self) -> str:
+        """The device it holds, for tables: 'cuda:1 (NVIDIA H200)', 'cpu (1 thread)' while CPU runs
+        share the cores, else what its trainer reported ('cpu (2 threads)')."""
+        if self.devices and self.devices.startswith("cuda:"):
+            name = (self.device or "").removeprefix("cuda").strip()
+            return f"{self.devices} {name}".strip()
+        if self.devices == "cpu" and self.threads and self.status in ("queued", "running"):
+            return f"cpu ({self.threads} thread{'s' if self.threads != 1 else ''})"
+        return self.device or self.devices or "–"
+
+    @property
+    def status_text(self) -> str:
+        """'queued (2nd in line)' for a waiting run, else the status."""
+        return f"queued ({ordinal(self.place)} in line)" if self.waiting else self.status
+
+    @property
     def can_resume(self) -> bool:
         return self.status in RESUMABLE_STATUSES
 
     @property
     def dataset_label(self) -> str:
         return kind_label(self.dataset, short=True)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Runs of one preset over every combination of one or two settings' values."""
+    id: int
+    name: str
+    preset: str | None
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]   # ((setting, (value, ...)), ...)
+    created_at: float
+
+    @property
+    def label(self) -> str:
+        return f"sweep #{self.id} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -286,6 +352,7 @@ class RunStore:
             if str(mode).lower() != "wal":
                 raise RunError(f"could not switch {self.db_path} to WAL mode (got {mode!r})")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
         finally:
             conn.close()
 
@@ -311,6 +378,7 @@ class RunStore:
         """A fresh connection for one call; closed afterwards. Never shared across threads."""
         if self.read_only:
             conn = _connect_read_only(self.db_path)
+            _stand_in_for_missing_columns(conn)
         else:
             if not self.db_path.exists():  # the folder was removed while we kept this store
                 self._initialise()
@@ -359,25 +427,30 @@ class RunStore:
         return self.run_dir(run_id) / "train.log"
 
     def create_run(self, config: TrainConfig, name: str | None = None, *,
-                   max_active: int | None = None) -> Run:
+                   max_active: int | None = None, queue: bool = False, sweep_id: int | None = None) -> Run:
         """Store a new `queued` run and write its folder with config.json.
 
-        With `max_active`, refuse (RunStateError) when that many runs are already queued or
-        running; the check and the insert happen in one transaction.
+        queue=False: the caller starts its trainer now (it holds a slot at once); with
+        `max_active`, refused (RunStateError) when that many runs are already queued or running.
+        queue=True: the run joins the end of the line (`place`); a launcher (core.runs.jobs.
+        start_queued, or claim_next(only=run.id) for a caller that trains it itself) takes it out
+        when a slot is free. `sweep_id` groups it with the other runs of a sweep.
         """
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         name = _clean_name(name) if name is not None else _default_name(config)
         if max_active is not None:
-            self.reconcile()
+            self.reconcile(start_queued=False)
         now = time.time()
         with self._write() as conn:
-            if max_active is not None:
+            queue_pos, claimed_at = (_next_queue_pos(conn), None) if queue else (None, now)
+            if max_active is not None and not queue:
                 _check_capacity(conn, max_active)
             cur = conn.execute(
-                "INSERT INTO runs (name, config, preset, status, dataset, created_at) "
-                "VALUES (?, ?, ?, 'queued', ?, ?)",
-                (name, config.to_json(), config.preset, config.dataset, now),
+                "INSERT INTO runs (name, config, preset, status, dataset, created_at, queue_pos, claimed_at, sweep_id) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (name, config.to_json(), config.preset, config.dataset, now, queue_pos, claimed_at,
+                 None if sweep_id is None else int(sweep_id)),
             )
             run_id = int(cur.lastrowid)
         folder = self.run_dir(run_id)
@@ -392,7 +465,7 @@ class RunStore:
     def get(self, run_id: int) -> Run:
         """The run with this id (RunNotFoundError when there is none), as stored."""
         with self._connect() as conn:
-            row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
         if row is None:
             raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
         return self._to_run(row)
@@ -408,7 +481,7 @@ class RunStore:
 
     def _read_all(self) -> list[Run | UnreadableRun]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+            rows = conn.execute(f"{_SELECT_RUNS} ORDER BY id DESC").fetchall()
         out: list[Run | UnreadableRun] = []
         for row in rows:
             try:
@@ -422,11 +495,13 @@ class RunStore:
         with self._connect() as conn:
             return {int(i): s for i, s in conn.execute("SELECT id, status FROM runs ORDER BY id")}
 
-    def reconcile(self) -> list[Run]:
+    def reconcile(self, *, start_queued: bool = True) -> list[Run]:
         """Mark every queued or running run whose process is gone as `interrupted` (the one
-        place that does); returns the runs it changed."""
+        place that does); returns the runs it changed. Then, when runs wait in the queue, start
+        them while slots are free (core.runs.jobs.start_queued; start_queued=False: only mark),
+        so a line left by a crash or a restarted dashboard moves again."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM runs WHERE status IN ('queued', 'running')").fetchall()
+            rows = conn.execute(f"{_SELECT_RUNS} WHERE status IN ('queued', 'running')").fetchall()
         changed = []
         for row in rows:
             try:
@@ -436,6 +511,12 @@ class RunStore:
             reason = self._gone_reason(run)
             if reason is not None and self._mark_interrupted(run, reason):
                 changed.append(self.get(run.id))
+        if start_queued and not self.read_only and any(r["place"] is not None for r in rows):
+            for starter in QUEUE_STARTERS:  # core.runs.jobs.start_queued (registered by core.runs)
+                try:
+                    starter(self)
+                except ValueError:  # a bad CIFARLAB_MAX_ACTIVE_RUNS: the line waits; starting a run says why
+                    pass
         return changed
 
     def set_status(self, run_id: int, status: str, message: str | None = None, **fields: Any) -> Run:
@@ -457,6 +538,8 @@ class RunStore:
             if status not in TRANSITIONS[current]:
                 raise RunStateError(_transition_message(row["id"], row["name"], current, status))
             sets = {"status": status, "message": message, **fields}
+            if status != "queued":
+                sets["queue_pos"] = None  # out of the line, whoever took it up
             conn.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 (*sets.values(), int(run_id)),
@@ -521,12 +604,13 @@ class RunStore:
                 "AND pid = ?", (int(run_id), os.getpid()),
             )
 
-    def requeue(self, run_id: int, *, max_active: int | None = None) -> Run:
-        """A stopped or interrupted run goes back to `queued` for a resume; with `max_active`,
-        refused (RunStateError) when that many other runs are queued or running, checked in the
-        same transaction."""
+    def requeue(self, run_id: int, *, max_active: int | None = None, queue: bool = False) -> Run:
+        """A stopped or interrupted run goes back to `queued` for a resume. queue=False: the caller
+        starts its trainer now; with `max_active`, refused (RunStateError) when that many other runs
+        are queued or running, checked in the same transaction. queue=True: it joins the end of
+        the line and a launcher claims it (core.runs.jobs.start_queued)."""
         if max_active is not None:
-            self.reconcile()
+            self.reconcile(start_queued=False)
         with self._write() as conn:
             row = conn.execute("SELECT id, name, status FROM runs WHERE id = ?", (int(run_id),)).fetchone()
             if row is None:
@@ -534,13 +618,147 @@ class RunStore:
             if row["status"] not in RESUMABLE_STATUSES:
                 raise RunStateError(f"run '#{row['id']} {row['name']}' is {row['status']}; "
                                     "only a stopped or interrupted run can be resumed")
-            if max_active is not None:
-                _check_capacity(conn, max_active, exclude=int(run_id))
-            conn.execute("UPDATE runs SET status = 'queued', message = 'Resuming…', stop_requested = 0 "
-                         "WHERE id = ?", (int(run_id),))
+            if queue:
+                conn.execute("UPDATE runs SET status = 'queued', message = 'Waiting to resume', stop_requested = 0, "
+                             "queue_pos = ?, claimed_at = NULL, pid = NULL WHERE id = ?",
+                             (_next_queue_pos(conn), int(run_id)))
+            else:
+                if max_active is not None:
+                    _check_capacity(conn, max_active, exclude=int(run_id))
+                conn.execute("UPDATE runs SET status = 'queued', message = 'Resuming…', stop_requested = 0, "
+                             "queue_pos = NULL, claimed_at = ? WHERE id = ?", (time.time(), int(run_id)))
         run = self.get(run_id)
         self._write_run_json(run)
         return run
+
+    # ---- the queue ----------------------------------------------------------------------------
+    def claim_next(self, max_active: int, pick_device: Callable[[Run, list[str]], str | None], *,
+                   only: int | None = None) -> Run | None:
+        """Take the first waiting run out of the line when fewer than `max_active` runs hold a slot
+        and `pick_device(run, devices held by the others)` gives it a device ('cuda:1', 'cpu'; None:
+        none free, it keeps waiting). One BEGIN IMMEDIATE transaction, so two launchers (a
+        finishing trainer and a page) never claim the same run or overfill the slots. Returns
+        the claimed run (status still `queued`, no place, `devices` set), or None. only=ID: claim
+        that run, and only when it is first in line (a CLI that trains it in its own process)."""
+        with self._write() as conn:
+            if _slots_held(conn) >= max_active:
+                return None
+            row = conn.execute(f"{_SELECT_RUNS} WHERE status = 'queued' AND queue_pos IS NOT NULL "
+                               "ORDER BY queue_pos LIMIT 1").fetchone()
+            if row is None or (only is not None and row["id"] != int(only)):
+                return None
+            try:
+                run = self._to_run(row)
+            except RunUnreadableError as exc:  # cannot be trained here: out of the line, failed
+                conn.execute("UPDATE runs SET status = 'failed', message = ?, queue_pos = NULL WHERE id = ?",
+                             (f"could not start: {exc.reason}", row["id"]))
+                return None
+            held = [r[0] for r in conn.execute(f"SELECT devices FROM runs WHERE {_HOLDS_SLOT} AND devices IS NOT NULL")]
+            device = pick_device(run, held)
+            if device is None:
+                return None
+            conn.execute("UPDATE runs SET queue_pos = NULL, claimed_at = ?, devices = ?, pid = NULL, "
+                         "heartbeat_at = NULL WHERE id = ?", (time.time(), device, run.id))
+        return self.get(run.id)
+
+    def waiting_runs(self) -> list[Run]:
+        """The runs waiting for a slot, first in line first."""
+        with self._connect() as conn:
+            rows = conn.execute(f"{_SELECT_RUNS} WHERE status = 'queued' AND queue_pos IS NOT NULL "
+                                "ORDER BY queue_pos").fetchall()
+        return [self._to_run(r) for r in rows]
+
+    def slot_holders(self) -> list[Run]:
+        """The runs holding a slot: running, or claimed with their trainer starting."""
+        with self._connect() as conn:
+            rows = conn.execute(f"{_SELECT_RUNS} WHERE {_HOLDS_SLOT} ORDER BY id").fetchall()
+        return [self._to_run(r) for r in rows]
+
+    def cancel(self, run_id: int) -> Run:
+        """Take a waiting run out of the line: `stopped`, nothing trained (Resume puts it back at
+        the end of the line; Delete removes it). RunStateError when it is not waiting."""
+        with self._write() as conn:
+            row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+            if row["place"] is None:
+                raise RunStateError(f"run #{row['id']} '{row['name']}' is {row['status']}, not waiting in the "
+                                    "queue; only a waiting run can be cancelled (Stop ends a training one)")
+            conn.execute("UPDATE runs SET status = 'stopped', queue_pos = NULL, finished_at = ?, message = ? "
+                         "WHERE id = ?", (time.time(), "Cancelled while waiting in the queue; Resume puts it "
+                                          "back in line, Delete removes it.", int(run_id)))
+        run = self.get(run_id)
+        self._write_run_json(run)
+        return run
+
+    def move_up(self, run_id: int, *, to_front: bool = False) -> Run:
+        """Move a waiting run one place up the line (or to the front): it swaps places with the
+        run ahead of it. RunStateError when it is not waiting; first in line stays first."""
+        with self._write() as conn:
+            row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+            if row["place"] is None:
+                raise RunStateError(f"run #{row['id']} '{row['name']}' is {row['status']}, not waiting in the "
+                                    "queue; only a waiting run can be moved up")
+            ahead = conn.execute("SELECT id, queue_pos FROM runs WHERE status = 'queued' AND queue_pos IS NOT NULL "
+                                 "AND queue_pos < ? ORDER BY queue_pos " + ("ASC" if to_front else "DESC")
+                                 + " LIMIT 1", (row["queue_pos"],)).fetchone()
+            if ahead is not None:
+                if to_front:
+                    conn.execute("UPDATE runs SET queue_pos = ? WHERE id = ?", (ahead["queue_pos"] - 1.0, row["id"]))
+                else:
+                    conn.execute("UPDATE runs SET queue_pos = ? WHERE id = ?", (row["queue_pos"], ahead["id"]))
+                    conn.execute("UPDATE runs SET queue_pos = ? WHERE id = ?", (ahead["queue_pos"], row["id"]))
+        return self.get(run_id)
+
+    def set_threads(self, shares: dict[int, int]) -> None:
+        """Each CPU run's share of the threads ({run id: threads}); its trainer applies a change
+        between two steps (core.runs.queue.ThreadShare)."""
+        if not shares:
+            return
+        with self._write() as conn:
+            conn.executemany("UPDATE runs SET threads = ? WHERE id = ?",
+                             [(int(n), int(i)) for i, n in shares.items()])
+
+    def threads(self, run_id: int) -> int | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT threads FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    # ---- sweeps ---------------------------------------------------------------------------------
+    def create_sweep(self, name: str, preset: str | None, axes: list[tuple[str, list[Any]]]) -> Sweep:
+        """A new (empty) sweep: its runs are created with create_run(..., sweep_id=sweep.id)."""
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO sweeps (name, preset, axes, created_at) VALUES (?, ?, ?, ?)",
+                               (_clean_name(name), preset, json.dumps([[k, list(v)] for k, v in axes]), time.time()))
+            sweep_id = int(cur.lastrowid)
+        return self.sweep(sweep_id)
+
+    def sweep(self, sweep_id: int) -> Sweep:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM sweeps WHERE id = ?", (int(sweep_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no sweep #{sweep_id} in {self.root}")
+        return _to_sweep(row)
+
+    def sweeps(self) -> list[Sweep]:
+        """Every sweep, newest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM sweeps ORDER BY id DESC").fetchall()
+        return [_to_sweep(r) for r in rows]
+
+    def sweep_runs(self, sweep_id: int) -> list[Run]:
+        """The sweep's runs that still exist (deleting one leaves the others), oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(f"{_SELECT_RUNS} WHERE sweep_id = ? ORDER BY id", (int(sweep_id),)).fetchall()
+        out = []
+        for row in rows:
+            try:
+                out.append(self._to_run(row))
+            except RunUnreadableError:
+                continue
+        return out
 
     def request_stop(self, run_id: int) -> Run:
         """Ask the trainer to stop after its current step (it checks between steps)."""
@@ -580,6 +798,9 @@ class RunStore:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
             conn.execute("DELETE FROM events WHERE run_id = ?", (run.id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+            if run.sweep_id is not None:  # the sweep goes with its last run
+                conn.execute("DELETE FROM sweeps WHERE id = ? AND NOT EXISTS (SELECT 1 FROM runs WHERE sweep_id = ?)",
+                             (run.sweep_id, run.sweep_id))
         shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
 
     # ---- controls (events) ----------------------------------------------------------------------
@@ -678,18 +899,22 @@ class RunStore:
             stop_requested=bool(row["stop_requested"]), train_seconds=float(row["train_seconds"] or 0.0),
             attempts=int(row["attempts"] or 0), steps_per_epoch=row["steps_per_epoch"],
             total_steps=row["total_steps"], dir=self.run_dir(row["id"]),
+            devices=_column(row, "devices"), threads=_column(row, "threads"), sweep_id=_column(row, "sweep_id"),
+            place=_column(row, "place"), claimed_at=_column(row, "claimed_at"),
         )
 
     def _gone_reason(self, run: Run) -> str | None:
         """Why an active run's process is considered gone, or None while it looks alive."""
         now = time.time()
+        if run.waiting:
+            return None  # in line for a slot: no process yet, by design
         if run.pid:
             if not process_alive(run.pid):
                 return f"its training process (pid {run.pid}) is gone"
             if run.status == "running" and run.heartbeat_at and now - run.heartbeat_at > self.stale_after_s:
                 return f"no heartbeat for {now - run.heartbeat_at:.0f} s"
             return None
-        if now - run.created_at > QUEUED_GRACE_S and run.status == "queued":
+        if now - (run.claimed_at or run.created_at) > QUEUED_GRACE_S and run.status == "queued":
             return "no training process ever took it up"
         if run.status == "running":
             return "no training process is recorded for it"
@@ -726,6 +951,61 @@ class RunStore:
             pass  # informational copy only; the database is the source of truth
 
 
+# Every run column, plus its place in the queue (1, 2, ...) while it waits for a slot.
+_SELECT_RUNS = ("SELECT runs.*, CASE WHEN runs.status = 'queued' AND runs.queue_pos IS NOT NULL THEN "
+                "(SELECT COUNT(*) FROM runs AS w WHERE w.status = 'queued' AND w.queue_pos IS NOT NULL "
+                "AND w.queue_pos <= runs.queue_pos) END AS place FROM runs")
+# Runs holding a slot: training, or taken out of the line with their trainer starting.
+_HOLDS_SLOT = "(status = 'running' OR (status = 'queued' AND queue_pos IS NULL))"
+
+
+def _to_sweep(row: sqlite3.Row) -> Sweep:
+    axes = tuple((str(k), tuple(v)) for k, v in json.loads(row["axes"]))
+    return Sweep(int(row["id"]), row["name"], row["preset"], axes, float(row["created_at"]))
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A store written by an older version gets the columns added since (ADDED_COLUMNS)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in ADDED_COLUMNS:
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc).lower():
+                    raise
+
+
+def _stand_in_for_missing_columns(conn: sqlite3.Connection) -> None:
+    """A read-only store from an older version cannot get ADDED_COLUMNS: a temporary view named `runs`
+    (the temp schema is searched before main) shows main.runs with NULL in their place, and an empty
+    `sweeps`, so every query reads it as it reads a current store. Nothing is written to the file."""
+    have = {row[1] for row in conn.execute("PRAGMA main.table_info(runs)")}
+    missing = [name for name, _ in ADDED_COLUMNS if name not in have]
+    if have and missing:
+        conn.execute("CREATE TEMP VIEW runs AS SELECT *, " + ", ".join(f"NULL AS {n}" for n in missing)
+                     + " FROM main.runs")
+    tables = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+    if "sweeps" not in tables:
+        conn.execute("CREATE TEMP TABLE sweeps (id INTEGER PRIMARY KEY, name TEXT, preset TEXT, axes TEXT, "
+                     "created_at REAL)")
+    if "events" not in tables:
+        conn.execute(f"CREATE TEMP TABLE events ({', '.join(EVENT_COLUMNS)})")
+
+
+def _column(row: sqlite3.Row, name: str) -> Any:
+    """A column that a read-only store from an older version may lack."""
+    return row[name] if name in row.keys() else None
+
+
+def ordinal(n: int | None) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th'."""
+    if n is None:
+        return "–"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes. A WAL database in a folder we cannot write may lack the
     files SQLite needs to coordinate readers; then it is read as an unchanging file."""
@@ -757,8 +1037,19 @@ def _default_name(config: TrainConfig) -> str:
     return f"{base} lr {config.lr:g} bs {config.batch_size}"
 
 
+def _slots_held(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM runs WHERE {_HOLDS_SLOT}").fetchone()[0])
+
+
+def _next_queue_pos(conn: sqlite3.Connection) -> float:
+    """The end of the line."""
+    last = conn.execute("SELECT MAX(queue_pos) FROM runs WHERE status = 'queued' AND queue_pos IS NOT NULL").fetchone()[0]
+    return float(last or 0.0) + 1.0
+
+
 def _check_capacity(conn: sqlite3.Connection, max_active: int, exclude: int | None = None) -> None:
-    """RunStateError when `max_active` runs (other than `exclude`) are queued or running."""
+    """RunStateError when `max_active` runs (other than `exclude`) are queued or running (waiting
+    in line counts too: a run started now must not jump the queue)."""
     active = conn.execute("SELECT id, name FROM runs WHERE status IN ('queued', 'running') AND id IS NOT ? "
                           "ORDER BY id", (exclude,)).fetchall()
     if len(active) >= max_active:

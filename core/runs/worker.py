@@ -52,7 +52,12 @@ from core.atomic_file import file_problem
 from core.train.checkpoints import (CheckpointError, CheckpointWriteError, NoUsableCheckpointError, ResumePoint,
                                     find_resume_point)
 from core.train.control import Control
-from core.train.device import describe_device
+from core.train import distributed
+from core.train.config import ConfigError, TrainConfig
+from core.train.device import DeviceError, describe_device
+from core.train.distributed import World
+from core.runs.queue import ThreadShare
+from core.runs.progress import phase_row
 from core.runs.store import Run, RunError, RunStateError, RunStore
 
 if TYPE_CHECKING:
@@ -60,7 +65,8 @@ if TYPE_CHECKING:
 
 STEP_METRICS = ("train_loss", "train_acc")
 EPOCH_PREFIX = "epoch_"
-FLUSH_EVERY_S = 1.0         # metric rows reach the store about once a second
+FLUSH_EVERY_S = 0.5         # metric rows reach the store twice a second: with the page's 1.5 s redraw,
+                            # charts grow at least every 2 s (one small transaction each, about 1 ms)
 STOP_CHECK_EVERY_S = 0.5    # the stop flag is read at most this often
 HEARTBEAT_EVERY_S = 2.0     # a side thread proves the process is alive even in a long epoch
 
@@ -159,6 +165,12 @@ class _Callbacks:
         self.handed: set[int] = set()      # event ids given to the engine
         self.first_lr: float | None = None  # a fresh run logs its starting rate at step 0
         self.best_val_acc: float | None = None  # with a validation split (set from the rows on resume)
+        self.threads: ThreadShare | None = None  # the run's share of the CPU threads (core.runs.queue)
+
+    def on_phase(self, phase: str, step: int, epoch: int) -> None:
+        """What the trainer starts doing (core.runs.progress.PHASES): a `phase_<name>` row at that
+        step, written at once, so a page can say "testing" while the test runs."""
+        self.writer.add([(step, epoch, phase_row(phase), 1.0, time.time())], force=True)
 
     def on_start(self, plan: Plan) -> None:
         """The engine's own step counts (engine.Plan) go to the store for progress bars."""
@@ -196,6 +208,8 @@ class _Callbacks:
         if now - self.stop_checked_at >= STOP_CHECK_EVERY_S:
             self.stop_checked_at = now
             self.stop_flag = self.store.stop_requested(self.run_id)
+            if self.threads is not None:
+                self.threads.poll()  # another CPU run started or ended: follow the new split
         return self.stop_flag
 
     def on_step(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -206,22 +220,23 @@ class _Callbacks:
         now = time.time()
         writer = self.writer
         test_acc, val_acc = metrics.get("test_acc"), metrics.get("val_acc")
-        if val_acc is not None:  # a validation split picks best.pt: the run's best is best.pt's test accuracy
-            if self.best_val_acc is None or val_acc > self.best_val_acc:
-                self.best_val_acc, writer.best_test_acc = val_acc, test_acc
-        elif test_acc is not None and (writer.best_test_acc is None or test_acc > writer.best_test_acc):
-            writer.best_test_acc = test_acc
+        # A validation split picks best.pt: the run's best is best.pt's test accuracy. Without one
+        # there is no best (the last checkpoint is the model; final_test_acc says how good).
+        if val_acc is not None and (self.best_val_acc is None or val_acc > self.best_val_acc):
+            self.best_val_acc, writer.best_test_acc = val_acc, test_acc
         writer.add([(step, epoch, EPOCH_PREFIX + name, value, now) for name, value in metrics.items()], force=True)
         if self.listener is not None:
             self.listener(epoch, step, metrics)
 
 
 def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: bool = False,
-               on_epoch: EpochListener | None = None):
+               on_epoch: EpochListener | None = None, world: World | None = None):
     """Train stored run `run_id` in this process; returns engine.FitResult.
 
     `resume=True` continues from the run's newest checkpoint that loads (from scratch when there
     is none yet). `on_epoch` is an extra listener (the CLI prints the tutorial's lines with it).
+    `world`: this process is rank 0 of a data-parallel run (train_distributed): it alone talks to
+    the store and hands the other ranks what they need to start (follow_stored).
     """
     from core.train import engine  # torch is imported here, not when the store is used
     from core.train.history import HistoryRecorder
@@ -234,7 +249,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
         raise RunStateError(f"run {run.label!r} is {run.status}; only a stopped or interrupted run can be resumed")
     cfg = run.config
     try:
-        device = describe_device(cfg.device)
+        device = describe_device(cfg.device) if world is None else distributed.describe(world)
     except ValueError as exc:  # a device this machine lacks (DeviceError)
         store.mark_running(run_id, pid=os.getpid(), device=cfg.device)
         store.mark_finished(run_id, "failed", str(exc))
@@ -247,13 +262,18 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
     note = point.note if point is not None else None
     store.mark_running(run_id, pid=os.getpid(), device=device, message=note)
     writer = _MetricWriter(store, run_id, run.train_seconds if point is not None else 0.0,
-                           run.best_test_acc if point is not None else None)
+                           run.best_test_acc if point is not None and cfg.val_images else None)
     beat = _Heartbeat(writer)
     beat.start()
     try:
         with _StopSignals() as signals:
+            writer.add([(point.step if point else 0, point.epoch + 1 if point else 1, phase_row("starting"), 1.0,
+                         time.time())], force=True)   # loading the images, building the model
             dataset = data.load_dataset(cfg.dataset)  # read from data.dataset_root(cfg.dataset)
             calls = _Callbacks(store, run_id, writer, signals, on_epoch)
+            calls.threads = ThreadShare(store, run_id)
+            if world is None:   # a data-parallel run's threads are split at launch (distributed.start)
+                calls.threads.poll()
             if point is None:
                 calls.first_lr = cfg.lr * engine.lr_factor(cfg, 0, 1)
             elif cfg.val_images:
@@ -261,11 +281,17 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
                 calls.best_val_acc = float(val.max()) if len(val) else None
             replay = [Control(e.kind, e.value, id=e.id, step=e.step)
                       for e in store.events(run_id, pending=False)] if resume else []
+            if world is not None:   # the other ranks start from what rank 0 read in the store
+                calls.threads = None  # a data-parallel CPU run's threads are split at launch (launch_env)
+                distributed.broadcast(world, {"config": cfg.to_json(), "replay": replay,
+                                              "checkpoint": point.path.name if point is not None else None})
+                distributed.all_ok(world, None)
             result = engine.fit(cfg, dataset, store.run_dir(run_id), on_start=calls.on_start,
                                 on_step=calls.on_step, on_epoch=calls.on_epoch, should_stop=calls.should_stop,
                                 resume=point is not None, resume_from=point, progress=progress,
                                 on_predictions=history.record, controls=calls.controls,
-                                on_control=calls.on_control, replay=replay)
+                                on_control=calls.on_control, replay=replay, on_phase=calls.on_phase,
+                                world=world)
         writer.flush()
         beat.stop()
         final = dict(result.final or {})
@@ -274,6 +300,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
                             final_test_acc=final.get("test_acc"),
                             final_metrics={**final, "epoch": result.epoch, "step": result.step,
                                            "train_seconds": writer.train_seconds()})
+        start_next(store)
         return result
     except KeyboardInterrupt:
         _finish_after_error(store, run_id, writer, beat, "interrupted",
@@ -321,6 +348,9 @@ def environment_problem(exc: BaseException, run_dir: Path) -> str | None:
     the cause and the fix; None for anything else."""
     if isinstance(exc, CheckpointWriteError):
         return str(exc)
+    lost = distributed.lost_rank_message(exc)   # data parallel: another process ended or hung
+    if lost is not None:
+        return f"Training stopped: {lost}. Resume continues from the last checkpoint (with any number of processes)."
     then = "then Resume: the run continues from its last good checkpoint"
     if isinstance(exc, OSError):
         where = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else run_dir
@@ -353,3 +383,90 @@ def _finish_after_error(store: RunStore, run_id: int, writer: _MetricWriter, bea
         store.mark_finished(run_id, status, message)
     except Exception:
         pass  # the original error matters more than a failure to record it
+    start_next(store)
+
+
+def start_next(store: RunStore) -> None:
+    """This run's slot is free: start the next runs waiting in the queue (core.runs.jobs.
+    start_queued), so the queue moves on with no page open. Never raises: the run's own end
+    matters more."""
+    from core.runs import jobs  # jobs starts trainers like this one: imported when needed
+
+    try:
+        jobs.start_queued(store)
+    except Exception:
+        pass
+
+
+# ---- data-parallel runs (torchrun) ------------------------------------------------------------
+
+def train_distributed(store: RunStore | None, runs_dir: str | os.PathLike, run_id: int, *, resume: bool = False,
+                      progress: bool = False, on_epoch: EpochListener | None = None,
+                      config: TrainConfig | None = None):
+    """One of torchrun's processes for stored run `run_id` (core.train.distributed): joins the
+    process group, then rank 0 (`store` given) trains it with run_stored and the others follow.
+
+    Ranks other than 0 never open the run store (runs.sqlite is used from one machine only):
+    they read the run's config.json (`config`, or from the run folder) for the device, and take
+    the rest from rank 0. A machine that cannot hold its processes (too few GPUs, a batch that
+    does not split) fails the run with the reason before anything trains.
+    """
+    run_dir = Path(runs_dir) / str(int(run_id))     # RunStore.run_dir's layout
+    if config is None:
+        config = store.get(run_id).config if store is not None else TrainConfig.from_json(
+            (run_dir / "config.json").read_text())
+    size = int(os.environ["WORLD_SIZE"])
+    try:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", size))
+        distributed.check_processes(size, config.device, config.batch_size, per_machine=local)
+        world = distributed.start(config.device)
+    except (ConfigError, DeviceError) as exc:
+        if store is not None:   # rank 0 records why (the others fail the same way)
+            _fail_before_training(store, run_id, config.device, f"{exc}")
+        raise
+    try:
+        if store is not None:
+            # torchrun sends SIGTERM to every process as soon as one fails: outside training (where
+            # it means a clean stop) it must not kill rank 0 before the run's end is recorded.
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            return run_stored(store, run_id, resume=resume, progress=progress, on_epoch=on_epoch, world=world)
+        return follow_stored(world, run_dir)
+    finally:
+        distributed.finish()
+
+
+def follow_stored(world: World, run_dir: Path):
+    """A data-parallel run's rank > 0: the config, resume point and replayed controls come from
+    rank 0; stop requests and controls from its broadcasts during training. Its SIGINT and
+    SIGTERM are ignored: rank 0 (which torchrun signals too) decides when every rank stops; a
+    rank 0 that is gone ends this one through the process group (RankLostError), or torchrun
+    kills it."""
+    from core.train import engine
+    from core.train.checkpoints import load_checkpoint
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(sig, signal.SIG_IGN)
+    start = distributed.broadcast(world)
+    cfg = TrainConfig.from_json(start["config"])
+    error, dataset, point = None, None, None
+    try:
+        dataset = data.load_dataset(cfg.dataset)
+        if start["checkpoint"]:
+            path = run_dir / start["checkpoint"]
+            payload = load_checkpoint(path)
+            point = ResumePoint(path, int(payload["step"]), int(payload["epoch"]), _payload=payload)
+    except Exception as exc:   # its own machine's problem (data missing there, unshared folder)
+        error = str(exc)
+    distributed.all_ok(world, error)
+    return engine.fit(cfg, dataset, run_dir, resume=point is not None, resume_from=point,
+                      replay=start["replay"], world=world)
+
+
+def _fail_before_training(store: RunStore, run_id: int, device: str, message: str) -> None:
+    try:
+        store.mark_running(run_id, pid=os.getpid(), device=device)
+        store.mark_finished(run_id, "failed", message)
+    except RunError:
+        pass   # the run is not ours to end (another trainer holds it)

@@ -16,7 +16,11 @@ A run folder holds up to three, each a file of its own (one damaged file never t
 
     last.pt        the newest: every epoch end and on stop
     previous.pt    the last.pt it replaced, kept until the run completes (resume's fallback)
-    best.pt        the one with the best test accuracy
+    best.pt        only with a validation split (cfg.val_images): the epoch with the highest
+                   validation accuracy. Without a split there is no "best" (choosing by test
+                   accuracy would be choosing on the split that is reported): last.pt is the
+                   model. Runs trained before this rule may still hold a best.pt chosen by test
+                   accuracy; model_checkpoints() labels it so.
 
 Writing: the payload is serialised in memory first (checkpoint_bytes), then written with plain
 file I/O and renamed into place (core.atomic_file), so a full disk or a folder that may not be
@@ -38,6 +42,24 @@ from core.atomic_file import atomic_write_bytes, file_problem, remove_temporarie
 
 CHECKPOINT_FORMAT = 1
 LAST, PREVIOUS, BEST = "last.pt", "previous.pt", "best.pt"
+CHECKPOINT_LABELS = {
+    ("best", True): "Best (by validation accuracy)",
+    ("last", True): "Last (end of training)",
+    ("last", False): "Last (end of training; no validation split, so this is the model)",
+    ("best", False): "Best by test accuracy (older run: chosen on the test set, so optimistic)",
+}
+
+
+def checkpoint_label(which: str, val_images: int) -> str:
+    """What checkpoint `which` ("best" or "last") of a run with `val_images` held out is, honestly."""
+    return CHECKPOINT_LABELS[which, bool(val_images)]
+
+
+def model_checkpoints(folder: str | os.PathLike, val_images: int) -> list[str]:
+    """The checkpoints in a run folder to evaluate, the run's model first: with a validation split
+    "best" then "last"; without one "last" (and "best" after it only for an older run that wrote one)."""
+    order = ("best", "last") if val_images else ("last", "best")
+    return [w for w in order if (Path(folder) / f"{w}.pt").is_file()]
 CHECKPOINT_NAMES = (LAST, PREVIOUS, BEST)
 RESUME_KEYS = ("step", "epoch", "step_in_epoch", "optimizer_state", "scheduler_state", "rng")
 

@@ -56,6 +56,7 @@ MAX_EPOCHS = 10_000
 MAX_IMAGES = 10_000_000
 MAX_SEED = 2**32 - 1
 MAX_LOG_EVERY = 1_000_000
+MAX_PROCESSES = 4096         # data-parallel processes (torchrun), over all machines
 
 # What a field holds. "optional_int" and "text" may also be None (FieldSpec.none_means says what
 # None stands for).
@@ -85,6 +86,7 @@ class FieldSpec:
     group: str                      # one of GROUPS
     default: Any                    # TrainConfig()'s value (the tutorial's recipe)
     choices: tuple[str, ...] = ()   # kind "choice": the allowed values
+    choice_labels: tuple[tuple[str, str], ...] = ()  # (value, title) for a form to show instead of ids
     unit: str = ""                  # "images", "pixels", ... ("" when the number has none)
     minimum: float | None = None    # bounds of a number (None: unbounded)
     maximum: float | None = None
@@ -98,6 +100,10 @@ class FieldSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS or self.group not in GROUPS or bool(self.choices) != (self.kind == "choice"):
             raise ValueError(f"bad field description for {self.name!r}: kind {self.kind!r}, group {self.group!r}")
+
+    def choice_label(self, value: str) -> str:
+        """A choice's title for a form ('Tutorial MLP' for 'tutorial_mlp'); the value when it has none."""
+        return dict(self.choice_labels).get(value, value)
 
     @property
     def flag(self) -> str:
@@ -200,7 +206,8 @@ class TrainConfig:
 
     model: str = _setting(
         "tutorial_mlp", "Model", "The network to train: the tutorial's MLP, a small CNN sized for a CPU or a "
-        "speed-run CNN for a GPU.", "choice", MODEL_DATA, choices=tuple(MODELS))
+        "speed-run CNN for a GPU.", "choice", MODEL_DATA, choices=tuple(MODELS),
+        choice_labels=tuple((name, spec.title) for name, spec in MODELS.items()))
     optimizer: str = _setting(
         "adam", "Optimizer", "How the weights follow their gradients: Adam, AdamW (decoupled weight decay) "
         "or SGD with Nesterov momentum.", "choice", OPTIMISER, choices=OPTIMIZERS)
@@ -261,6 +268,11 @@ class TrainConfig:
     device: str = _setting(
         "auto", "Device", "Where to train; auto takes CUDA, then MPS, then the CPU.", "choice", RUN,
         choices=DEVICE_CHOICES)
+    nproc: int = _setting(
+        1, "Processes", "How many processes train the run together (data parallel with torchrun): one per "
+        "GPU, or CPU processes without one; each takes an equal share of every batch, so the batch size "
+        "must be a multiple (checked when the run starts, with this machine's GPUs or cores).", "int", RUN,
+        minimum=1, cap=MAX_PROCESSES)
     dataset: str = _setting(
         "cifar10", "Dataset", "The images to learn: CIFAR-10 or the synthetic demo set (works offline).",
         "choice", MODEL_DATA, choices=DATASETS)
@@ -409,7 +421,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "The tutorial's MLP, unchanged, with a better recipe: batch 512 instead of 16, AdamW with a "
         "one-cycle learning rate (peak 2e-3), random horizontal flips, bf16 arithmetic where the "
         "hardware has it, 6 epochs. Passes the tutorial recipe's 10-epoch accuracy (about 54%) "
-        "after about 17 s on 2 CPU cores (the tutorial's pipeline: 8-12 min) and ends near 55%.",
+        "after about 17 s on 2 CPU cores (the tutorial's pipeline: 8-12 min) and ends near 55% (the last "
+        "epoch is the model; with 5,000 images held out for validation: 54.4% test, 56.4% validation accuracy).",
         "about 20 s on 2 CPU cores with bf16 (AVX512-BF16), about 35 s without", "a few seconds on a GPU",
         model="tutorial_mlp", optimizer="adamw", lr=2e-3, schedule="onecycle", warmup=0.1, batch_size=512,
         epochs=6, weight_decay=0.05, label_smoothing=0.0, augment=True, crop_padding=0, log_every=10),
@@ -438,6 +451,26 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         alternate_flip=True, tta=True, ema=True, ema_decay=0.95, whiten_init=True, whiten_bias_epochs=3,
         bias_lr_scale=64.0, log_every=20),
 )}
+
+
+# Settings that only act while another one is on: {setting: the switch}. With the switch off they are
+# kept (and stored) but change nothing, so a listing of what a run does should leave them out.
+ACTS_ONLY_WITH = {"crop_padding": "augment", "alternate_flip": "augment", "ema_decay": "ema",
+                  "whiten_bias_epochs": "whiten_init"}
+
+
+def unused_settings(cfg: TrainConfig) -> set[str]:
+    """The settings of `cfg` that change nothing because their switch is off (e.g. crop_padding without augment)."""
+    return {name for name, switch in ACTS_ONLY_WITH.items() if not getattr(cfg, switch)}
+
+
+def changes_from_tutorial(cfg: TrainConfig) -> list[tuple[FieldSpec, Any, Any]]:
+    """(field, the tutorial's value, cfg's value) for each setting where `cfg` trains differently from the
+    tutorial's recipe, in the form's order; settings that are off in `cfg` are not listed as if they applied."""
+    tutorial = PRESETS["tutorial_mlp"].config
+    off = unused_settings(cfg)
+    return [(spec, getattr(tutorial, spec.name), getattr(cfg, spec.name)) for spec in config_fields()
+            if spec.name not in ("preset", *off) and getattr(cfg, spec.name) != getattr(tutorial, spec.name)]
 
 
 def preset_config(name: str, **changes: Any) -> TrainConfig:

@@ -31,6 +31,7 @@ Reporting (no printing; only tqdm bars on stderr when progress=True):
     on_predictions(epoch, test_logits, test_labels)          after each epoch's test, before on_epoch:
                                                             the logits (N, 10) on the device, for
                                                             core.train.history (prediction history)
+    on_phase("training" | "testing" | "saving", step, epoch) when fit starts each part of an epoch
 
 `step` counts optimiser steps since the run began (1-based at the first report); `epoch` is the
 1-based number of the epoch in progress (on_step) or just finished (on_epoch). Accuracies are
@@ -44,12 +45,19 @@ channels_last memory on CPU and CUDA; cfg.compile wraps the model in torch.compi
 Checkpoints (core.train.checkpoints, loadable with weights_only=True): run_dir/last.pt at each epoch
 end and on stop (the one it replaces stays as previous.pt until the run completes), run_dir/best.pt,
 a file of its own, whenever validation accuracy improves (cfg.val_images > 0: a stratified
-split held out of the training images), else whenever test accuracy improves (optimistic). resume=True continues from last.pt exactly:
+split held out of the training images); without a split there is no best.pt (no "best" without
+a split to choose on: last.pt is the model). resume=True continues from last.pt exactly:
 same batches, same augmentation, same learning rates, same total step count; when last.pt cannot
 be read, from the newest checkpoint that can (checkpoints.find_resume_point). A checkpoint the
 machine refuses to write (full disk, no permission) raises CheckpointWriteError saying what Resume
 will continue from; the files already there are untouched. Temporary files a kill left behind are
 removed when fit starts and when it ends.
+
+Data parallel (fit(world=...), core.train.distributed): every torchrun process runs fit with the
+same config; batch_size stays the global batch, each rank trains on its slice of it under
+DistributedDataParallel, reports and evaluations are summed or gathered over the ranks, stop and
+control decisions come from rank 0 every few steps, and only rank 0 writes checkpoints. Without
+a world nothing of this runs (the one-process path is unchanged).
 """
 from __future__ import annotations
 
@@ -73,6 +81,8 @@ from core.data.split import validation_split
 from core.train.config import ConfigError, TrainConfig
 from core.train.control import Control
 from core.train.device import resolve_device
+from core.train import distributed
+from core.train.distributed import World
 from core.train.models import build_model
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -313,7 +323,7 @@ class TrainingState:
     epoch_done: int = 0                # epochs completed
     step: int = 0                      # optimiser steps since the run began
     step_in_epoch: int = 0             # steps into the epoch in progress
-    best_acc: float | None = None      # best.pt's test accuracy (no validation split: the best so far)
+    best_acc: float | None = None      # best.pt's test accuracy (None without a validation split: no best.pt)
     best_val_acc: float | None = None  # best validation accuracy so far (with a validation split)
     metrics: dict[str, float] = field(default_factory=dict)     # the last finished epoch's
     elapsed_before: float = 0.0        # seconds spent in earlier sessions (resume)
@@ -333,6 +343,8 @@ class _EpochRun:
         self.window_correct = torch.zeros((), device=device, dtype=torch.int64)
         self.window_seen = 0
         self.outcome = "running"              # then "finished" | "stopped" | "diverged"
+        # Data parallel: sums over every rank's share (distributed.sum_counts); None: this process only.
+        self.reduce: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, int]] | None = None
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         """Count one batch (its detached mean loss and logits): device arithmetic, no sync."""
@@ -348,12 +360,21 @@ class _EpochRun:
 
     def take_window(self) -> tuple[float, float]:
         """Mean loss and accuracy since the previous report; starts the next window."""
-        mean_loss = self.window_loss.item() / self.window_seen      # .item(): sync point (report)
-        mean_acc = self.window_correct.item() / self.window_seen    # .item(): sync point (report)
+        loss, correct, seen = self.window_loss, self.window_correct, self.window_seen
+        if self.reduce is not None:
+            loss, correct, seen = self.reduce(loss, correct, seen)
+        mean_loss = loss.item() / seen      # .item(): sync point (report)
+        mean_acc = correct.item() / seen    # .item(): sync point (report)
         self.window_loss.zero_()
         self.window_correct.zero_()
         self.window_seen = 0
         return mean_loss, mean_acc
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(loss sum, correct, images seen) of the epoch so far, over every rank's share."""
+        if self.reduce is not None:
+            return self.reduce(self.loss_sum, self.correct, self.seen)
+        return self.loss_sum, self.correct, self.seen
 
     def end(self, outcome: str) -> "_EpochRun":
         self.outcome = outcome
@@ -365,16 +386,18 @@ class _EpochRun:
 class _Trainer:
     """The objects one fit() call builds (parts 1-3) and the steps it takes with them."""
 
-    def __init__(self, cfg: TrainConfig, dataset, run_dir: Path, *, progress: bool = False):
-        """Set up: the data on the device, the network, its loss, optimiser and schedule."""
-        self.cfg, self.progress = cfg, progress
+    def __init__(self, cfg: TrainConfig, dataset, run_dir: Path, *, progress: bool = False,
+                 world: World | None = None):
+        """Set up: the data on the device, the network, its loss, optimiser and schedule.
+        `world`: this process's place in a data-parallel run (core.train.distributed), else None."""
+        self.cfg, self.progress, self.world = cfg, progress, world
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
         self.previous_path = run_dir / PREVIOUS
         self.saved: tuple[int, int] | None = None   # (epoch, step) of the newest good checkpoint on disk
         self.last_is_good = True                    # False after resuming from a fallback: last.pt is damaged
-        self.device = device = resolve_device(cfg.device)
+        self.device = device = resolve_device(cfg.device) if world is None else world.device
         self.precision = resolve_precision(cfg.precision, device)
         self.started = time.perf_counter()
         if device.type == "cuda":
@@ -415,8 +438,11 @@ class _Trainer:
         # Part 3: loss and optimiser, plus the learning-rate schedule (one multiplier per step).
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.optimizer = make_optimizer(cfg, model)
-        self.batches = batch_path.BatchIterator(
-            train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
+        # Data parallel: this rank's slice of every global batch (distributed.ShardedBatches).
+        iterator, more = ((batch_path.BatchIterator, {}) if world is None
+                          else (distributed.ShardedBatches, {"world": world}))
+        self.batches = iterator(
+            train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True, **more,
             augment=cfg.augment, crop_padding=cfg.crop_padding,
             generator=torch.Generator().manual_seed(cfg.seed), channels_last=self.channels_last,
             alternate_flip=cfg.alternate_flip, flip_seed=cfg.seed)
@@ -427,13 +453,14 @@ class _Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: self.schedule.factor(s))
         self.average = WeightAverage(model, cfg.ema_decay) if cfg.ema else None
         self.eval_model = self.average.model if self.average else model
-        self.forward = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+        self.forward = self.wrap(model)
 
         self.plan = Plan(steps_per_epoch=steps_per_epoch, total_steps=total_steps, epochs=cfg.epochs,
                          train_images=self.batches.num_images, test_images=len(self.test_y),
                          device=str(device), precision=self.precision)
         self.state = TrainingState()
         self.on_predictions: PredictionsCallback | None = None   # set by fit()
+        self.on_phase: Callable[[str, int, int], None] | None = None   # set by fit(): what it does now
         # Controls (core.train.control), set by fit(): a source of new ones, its listener, the
         # ones applied in earlier sessions (replayed at their steps), and the ones applied so far.
         self.controls: Callable[[], list[Control]] | None = None
@@ -441,6 +468,23 @@ class _Trainer:
         self.replay: list[Control] = []
         self.applied: list[dict[str, Any]] = []
         self.stop_at_epoch_end = False
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """What training steps call: the model, in DistributedDataParallel when data parallel,
+        compiled when cfg.compile on CUDA."""
+        if self.world is not None:
+            model = distributed.wrap(model, self.world)
+        return torch.compile(model) if (self.cfg.compile and self.device.type == "cuda") else model
+
+    def infer_split(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of a whole split (test or validation) by the evaluated model; data parallel:
+        each rank infers its share with rank 0's batch-norm statistics, then all shares are gathered."""
+        model, tta, cl = self.eval_model, self.cfg.tta, self.channels_last
+        if self.world is None:
+            return infer(model, images, tta=tta, channels_last=cl)
+        distributed.sync_buffers(self.world, model)
+        return distributed.gather_logits(
+            self.world, lambda part: infer(model, images[part], tta=tta, channels_last=cl), len(images))
 
     # -- resume ---------------------------------------------------------------------------
 
@@ -462,7 +506,8 @@ class _Trainer:
         sums = ckpt.get("epoch_progress")
         self.state = TrainingState(
             epoch_done=ckpt["epoch"], step=ckpt["step"], step_in_epoch=ckpt["step_in_epoch"],
-            best_acc=ckpt.get("best_test_acc"), best_val_acc=ckpt.get("best_val_acc"),
+            best_acc=ckpt.get("best_test_acc") if self.val_x is not None else None,   # older runs chose by test
+            best_val_acc=ckpt.get("best_val_acc"),
             metrics=dict(ckpt.get("metrics") or {}),
             elapsed_before=float(ckpt.get("elapsed_s", 0.0)),
             carried=EpochSums(sums["loss_sum"], sums["correct"], sums["seen"]) if sums else EpochSums())
@@ -530,11 +575,17 @@ class _Trainer:
         """
         cfg, state = self.cfg, self.state
         run = _EpochRun(state.epoch_done + 1, self.device)
+        if self.world is not None:
+            run.reduce = lambda *sums: distributed.sum_counts(self.world, *sums)
         if self.whitened:
             # airbench: the whitening stem's bias learns for the first epochs only. Once it is
             # frozen, nothing below the first conv group needs a gradient (no input-gradient for
             # the largest convolution): cpu_cnn steps measured ~12% faster on 2 CPU cores.
-            self.model.whiten.bias.requires_grad_(run.epoch <= cfg.whiten_bias_epochs)
+            learns = run.epoch <= cfg.whiten_bias_epochs
+            rewrap = self.world is not None and self.model.whiten.bias.requires_grad != learns
+            self.model.whiten.bias.requires_grad_(learns)
+            if rewrap:   # DDP syncs the gradients of the parameters that learnt when it was built
+                self.forward = self.wrap(self.model)
         model, forward, criterion, average = self.model, self.forward, self.criterion, self.average
         optimizer, scheduler, device, precision = self.optimizer, self.scheduler, self.device, self.precision
         bar = self._progress_bar(run.epoch)
@@ -595,15 +646,17 @@ class _Trainer:
     def end_of_epoch(self, run: _EpochRun, on_epoch: EpochCallback | None) -> FitResult | None:
         """Train metrics, part 5 (test), the report, checkpoints. Returns a result only on divergence."""
         state = self.state
-        total_seen = state.carried.seen + run.seen
-        train_loss = (state.carried.loss_sum + run.loss_sum.item()) / max(total_seen, 1)   # .item(): sync point (epoch)
-        train_acc = (state.carried.correct + run.correct.item()) / max(total_seen, 1)      # .item(): sync point (epoch)
+        loss_sum, correct, seen = run.totals()                 # data parallel: over every rank
+        total_seen = state.carried.seen + seen
+        train_loss = (state.carried.loss_sum + loss_sum.item()) / max(total_seen, 1)   # .item(): sync point (epoch)
+        train_acc = (state.carried.correct + correct.item()) / max(total_seen, 1)      # .item(): sync point (epoch)
         train_time = time.perf_counter() - run.started        # after the sync: all the epoch's work is done
         state.carried = EpochSums()
         if not math.isfinite(train_loss):
             return self.diverged("during training")
+        self.phase("testing", run.epoch)
         # Part 5: test the network on the whole test split.
-        logits = infer(self.eval_model, self.test_x, tta=self.cfg.tta, channels_last=self.channels_last)
+        logits = self.infer_split(self.test_x)
         test = score_logits(logits, self.test_y)
         if not math.isfinite(test["loss"]):
             return self.diverged("on the test images")
@@ -614,25 +667,33 @@ class _Trainer:
         state.metrics = {
             "train_loss": train_loss, "train_acc": train_acc,
             "test_loss": test["loss"], "test_acc": test["acc"],
-            "images_per_sec": run.seen / max(train_time, 1e-9),
+            "images_per_sec": seen / max(train_time, 1e-9),
             "elapsed_s": self.elapsed(),
             "lr": self.optimizer.param_groups[0]["lr"],
         }
         improved = self.score_validation(test["acc"])
         if on_epoch is not None:
             on_epoch(run.epoch, state.step, dict(state.metrics))
+        self.phase("saving", run.epoch)
         self.save(self.checkpoint_payload(mid_epoch=False), best=improved)
         return None
 
+    def phase(self, name: str, epoch: int) -> None:
+        """Tell on_phase what the trainer starts doing now (training, testing or saving), at which
+        step and in which epoch."""
+        if self.on_phase is not None:
+            self.on_phase(name, self.state.step, epoch)
+
     def score_validation(self, test_acc: float) -> bool:
-        """Whether this epoch's model is the new best.pt. With a validation split: by validation
-        accuracy (measured here, added to the metrics; best_acc is then best.pt's test accuracy);
-        without one, by test accuracy (the tutorial's way, optimistic: chosen on the reported split)."""
+        """Whether this epoch's model is the new best.pt: with a validation split, by validation
+        accuracy (measured here, added to the metrics; best_acc is then best.pt's test accuracy).
+        Without one there is no "best" (choosing by test accuracy would be choosing on the split
+        that is reported): no best.pt, last.pt is the model."""
         state = self.state
         if self.val_x is None:
-            improved = state.best_acc is None or test_acc > state.best_acc
+            return False
         else:
-            val = evaluate(self.eval_model, self.val_x, self.val_y, tta=self.cfg.tta, channels_last=self.channels_last)
+            val = score_logits(self.infer_split(self.val_x), self.val_y)
             state.metrics.update(val_loss=val["loss"], val_acc=val["acc"])
             improved = state.best_val_acc is None or val["acc"] > state.best_val_acc
             if improved:
@@ -644,9 +705,10 @@ class _Trainer:
     def stop(self, run: _EpochRun) -> FitResult:
         """A clean stop mid-epoch: last.pt with the epoch's sums so far, so resume continues exactly."""
         carried, state = self.state.carried, self.state
-        sums = EpochSums(loss_sum=carried.loss_sum + run.loss_sum.item(),   # .item(): sync (stop)
-                         correct=carried.correct + run.correct.item(),      # .item(): sync (stop)
-                         seen=carried.seen + run.seen)
+        loss_sum, correct, seen = run.totals()                 # data parallel: over every rank
+        sums = EpochSums(loss_sum=carried.loss_sum + loss_sum.item(),   # .item(): sync (stop)
+                         correct=carried.correct + correct.item(),      # .item(): sync (stop)
+                         seen=carried.seen + seen)
         if not math.isfinite(sums.loss_sum / max(sums.seen, 1)):
             return self.diverged("before the stop")
         self.save(self.checkpoint_payload(mid_epoch=True, epoch_progress=sums), best=False)
@@ -657,7 +719,10 @@ class _Trainer:
         """best.pt (when it improved), then last.pt, each its own file of the same bytes; the last.pt
         being replaced stays as previous.pt. CheckpointWriteError, with what Resume will do, when
         the machine refuses: best.pt first, so a failure leaves last.pt at the epoch before and a
-        resume redoes this epoch, best.pt included."""
+        resume redoes this epoch, best.pt included. Data parallel: rank 0 alone writes."""
+        if self.world is not None and not self.world.leader:
+            self.saved = (payload["epoch"], payload["step"])
+            return
         data = checkpoint_bytes(payload)
         newest = self.saved
         try:
@@ -674,7 +739,9 @@ class _Trainer:
 
     def tidy(self, *, finished: bool) -> None:
         """Remove temporary checkpoint files a kill left; a finished run (completed or diverged:
-        it will not be resumed) no longer needs previous.pt either."""
+        it will not be resumed) no longer needs previous.pt either. Data parallel: rank 0 alone."""
+        if self.world is not None and not self.world.leader:
+            return
         remove_temporary_checkpoints(self.run_dir)
         if finished:
             try:
@@ -705,6 +772,7 @@ class _Trainer:
             "epoch_progress": asdict(epoch_progress or EpochSums()),
             "controls": [dict(c) for c in self.applied],     # changes since `config` (core.train.control)
             "epochs": self.schedule.epochs,                   # the run's length after them
+            "processes": self.world.size if self.world is not None else 1,   # data parallel (information)
         }
         if self.average:
             data["train_state"] = self.model.state_dict()   # the raw weights the optimiser moves
@@ -735,7 +803,9 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
         on_predictions: PredictionsCallback | None = None,
         controls: Callable[[], list[Control]] | None = None,
         on_control: Callable[[AppliedControl], None] | None = None,
-        replay: Sequence[Control] = ()) -> FitResult:
+        replay: Sequence[Control] = (),
+        on_phase: Callable[[str, int, int], None] | None = None,
+        world: World | None = None) -> FitResult:
     """Train cfg.model on `dataset` (core.data.Dataset) and write checkpoints to `run_dir`.
 
     resume=True continues from `resume_from` (a checkpoints.find_resume_point the caller already
@@ -746,11 +816,21 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
     at once and reported to `on_control(AppliedControl)`; `replay` holds those an earlier session
     applied (with their steps): the ones up to the restored step are applied before training, the
     others at their steps, so a resumed run follows the same rates and length.
+
+    `on_phase(name, step, epoch)` hears when fit starts "training" an epoch, "testing" it (test and validation
+    split) and "saving" its checkpoints (for a progress line saying what the run is doing).
+
+    `world` (core.train.distributed.start): this process is one rank of a data-parallel run; every
+    rank calls fit with the same arguments, only rank 0 with callbacks that talk to the run store
+    (its should_stop and controls are asked every distributed.AGREE_EVERY steps and broadcast).
     """
-    trainer = _Trainer(cfg, dataset, Path(run_dir), progress=progress)      # parts 1-3
+    trainer = _Trainer(cfg, dataset, Path(run_dir), progress=progress, world=world)      # parts 1-3
+    if world is not None:   # data parallel: rank 0 asks, every rank follows at the same step
+        agreed = distributed.Agreement(world, lambda: trainer.state.step, should_stop, controls)
+        should_stop, controls = agreed.should_stop, agreed.controls
     trainer.controls, trainer.on_control = controls, on_control
     trainer.replay = sorted(replay, key=lambda c: (c.step, c.id or 0))
-    trainer.on_predictions = on_predictions
+    trainer.on_predictions, trainer.on_phase = on_predictions, on_phase
     trainer.tidy(finished=False)                  # what killed writes left behind
     if resume:
         point = resume_from if resume_from is not None else find_resume_point(run_dir, model=cfg.model)
@@ -773,6 +853,7 @@ def _train(trainer: _Trainer, on_step: StepCallback | None, on_epoch: EpochCallb
 
     trainer.model.train()
     while state.epoch_done < schedule.epochs:
+        trainer.phase("training", state.epoch_done + 1)
         epoch = trainer.train_one_epoch(on_step, should_stop)                # part 4
         if epoch.outcome == "diverged":
             return trainer.diverged("during training")
@@ -788,5 +869,5 @@ def _train(trainer: _Trainer, on_step: StepCallback | None, on_epoch: EpochCallb
         return trainer.result("completed", f"Finished {schedule.epochs} epochs ({state.step} steps); best "
                               f"validation accuracy {100 * state.best_val_acc:.2f}% (best.pt: test accuracy "
                               f"{100 * state.best_acc:.2f}%).")
-    return trainer.result("completed", f"Finished {schedule.epochs} epochs ({state.step} steps); best test "
-                          f"accuracy {100 * state.best_acc:.2f}%.")
+    return trainer.result("completed", f"Finished {schedule.epochs} epochs ({state.step} steps); test accuracy "
+                          f"{100 * state.metrics['test_acc']:.2f}% (no validation split: last.pt is the model).")

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from core.data.dataset import Split
-from core.data.images import MEAN, STD, normalize, to_nchw
+from core.data.images import MEAN, STD, normalize, normalize_pixels, to_nchw
 from core.train.checkpoints import load_checkpoint
 from core.train.config import TrainConfig
 from core.train.engine import WHITEN_SAMPLE, make_optimizer
@@ -218,9 +218,7 @@ def walk_batch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     raw_nchw = to_nchw(np.asarray(images), device)
     scaled = raw_nchw.float() / 255                        # ToTensor
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    normalized = (scaled - mean) / std                     # Normalize
+    normalized = normalize_pixels(scaled)                  # Normalize (core.data.images: the one home of MEAN, STD)
     flattens = isinstance(next(iter(model.children()), None), nn.Linear)
     model_input = normalized.reshape(len(normalized), -1) if flattens else normalized
 

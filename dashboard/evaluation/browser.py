@@ -81,7 +81,9 @@ def show_image(index: int, image: np.ndarray, preds: evaluate.Predictions,
     a.image(pixelated(image, BIG_SCALE), width=32 * BIG_SCALE)
     a.markdown(f"**Test image #{index}**  \nTrue class: **{classes[preds.labels[index]]}**  \n"
                f"Predicted: **{classes[preds.predicted[index]]}** ({preds.confidence[index]:.1%})  \n"
-               f"Loss: {preds.loss[index]:.3f}")
+               f"Loss: {preds.loss[index]:.3f} = −ln {preds.probs[index][preds.labels[index]]:.4g}")
+    a.caption("The loss is −ln of the probability the model gave the true class: 0 when it is sure of the truth, "
+              "2.303 for a one-in-ten guess, and larger the less likely it thought the truth was.")
     b.plotly_chart(figs.topk_bar(evaluate.top_k(preds.probs[index], classes, TOP_K), int(preds.labels[index])),
                    key=TOPK_CHART_KEY)
     if history is not None and index < history.num_images:
@@ -121,8 +123,10 @@ def misclassified_browser(preds: evaluate.Predictions, images: np.ndarray,
             st.session_state[HISTORY_FILTER_KEY] = "all"
         kind = h[0].selectbox("History over the epochs", list(hist.HISTORY_FILTERS),
                               format_func=hist.HISTORY_FILTERS.get, key=HISTORY_FILTER_KEY, on_change=_first_page)
-        k = int(h[1].number_input("k (changes of mind)", 1, max(1, history.num_epochs - 1), value=2,
-                                  key=CHANGES_KEY, on_change=_first_page, disabled=kind != "changed"))
+        most = max(1, history.num_epochs - 1)   # a run of 2 epochs can change its mind once at most
+        st.session_state[CHANGES_KEY] = min(max(1, st.session_state.get(CHANGES_KEY, 2)), most)
+        k = int(h[1].number_input("k (changes of mind)", 1, most, key=CHANGES_KEY, on_change=_first_page,
+                                  disabled=kind != "changed"))
         h[2].caption(f"Over the {history.num_epochs} recorded epochs. Learned, then forgotten: right after one "
                      "epoch, wrong after the next (at least once). Never learned: wrong after every epoch. "
                      "Changed its mind: the predicted class changed from one epoch to the next k or more times.")

@@ -21,6 +21,20 @@ def _projection(path: str, key: str, which: str, kind: str, _images: np.ndarray,
     return features.projection_for_checkpoint(path, _images, _labels, which=which)
 
 
+def _compute(path: str, which: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """The first computation, with a progress bar counting the images (then read from the run's cache)."""
+    n = len(images)
+    bar = st.progress(0.0, text=f"Computing the features of {n:,} test images… 0 / {n:,}")
+
+    def progress(done: int, total: int) -> None:
+        text = (f"Computing the features… {done:,} / {total:,} images" if done < total else
+                f"{total:,} / {total:,} images; projecting them with PCA…")
+        bar.progress(done / total, text=text)
+
+    features.projection_for_checkpoint(path, images, labels, which=which, progress=progress)
+    bar.empty()
+
+
 def feature_map(checkpoint: str, key: str, which: str, preds: evaluate.Predictions, images: np.ndarray,
                 kind: str, synthetic: bool) -> None:
     st.subheader("A map of what the model sees")
@@ -30,8 +44,9 @@ def feature_map(checkpoint: str, key: str, which: str, preds: evaluate.Predictio
                                     help="Runs the model over the test split once (seconds for the MLP, up to "
                                          "a minute for a conv net on a CPU); afterwards it is cached."):
         return
-    with st.spinner("Computing the features of every test image…"):
-        proj = _projection(checkpoint, key, which, kind, images, preds.labels)
+    if not cached:
+        _compute(checkpoint, which, images, preds.labels)
+    proj = _projection(checkpoint, key, which, kind, images, preds.labels)
     st.plotly_chart(figs.pca_scatter(proj.coords, preds.labels, preds.predicted, preds.classes,
                                              proj.explained),
                             key=MAP_CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))

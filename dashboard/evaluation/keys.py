@@ -44,3 +44,16 @@ SMOOTH_KEY = "ev_saliency_smooth"
 MAP_BUTTON_KEY = "ev_map_compute"
 MAP_CHART_KEY = "ev_map_chart"
 MAP_CLASS_KEY = "ev_map_classes"
+
+# what the model has learned (dashboard.evaluation.learned_view)
+LEARNED_SHOW_KEY = "ev_learned_show"      # the toggle that opens the section
+UNIT_ORDER_KEY = "ev_units_order"         # "norm" | "drive"
+UNIT_CLASS_KEY = "ev_units_class"         # the class whose drive orders the units
+UNIT_COUNT_KEY = "ev_units_count"         # how many units the grid shows
+PATTERN_STEPS_KEY = "ev_pattern_steps"
+PATTERN_BUTTON_KEY = "ev_pattern_compute"
+PATTERN_ASKED_KEY = "ev_pattern_asked"       # (checkpoint, key) whose patterns were asked for
+ACTIVATION_IMAGE_KEY = "ev_activation_image"
+ACTIVATION_TOP_KEY = "ev_activation_top"
+PATTERN_CHART_KEY = "ev_pattern_chart"
+VARIANCE_CHART_KEY = "ev_whitening_variance"

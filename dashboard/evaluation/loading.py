@@ -7,11 +7,9 @@ import streamlit as st
 
 from core import data, evaluate, settings
 from core.runs.store import Run, RunStore
-from core.train.checkpoints import CheckpointError, checkpoint_key
+from core.train.checkpoints import CheckpointError, checkpoint_key, checkpoint_label, model_checkpoints
 from dashboard import common
 from dashboard.common import plain
-
-CHECKPOINT_LABELS = {"best": "Best (highest test accuracy)", "last": "Last (end of training)"}
 
 
 def evaluable_runs(store: RunStore) -> list[Run]:
@@ -20,8 +18,14 @@ def evaluable_runs(store: RunStore) -> list[Run]:
 
 
 def checkpoint_names(store: RunStore, run: Run) -> list[str]:
-    """The checkpoints a run has on disk, of "best" and "last", in that order."""
-    return [w for w in CHECKPOINT_LABELS if store.checkpoint_path(run.id, w)]
+    """The checkpoints a run has on disk, "best" and "last", the run's model first: best.pt with a
+    validation split, else last.pt (core.train.checkpoints.model_checkpoints)."""
+    return model_checkpoints(store.run_dir(run.id), run.config.val_images)
+
+
+def label_for(run: Run):
+    """format_func for the checkpoint choice of `run`: what each checkpoint is, honestly."""
+    return lambda which: checkpoint_label(which, run.config.val_images)
 
 
 def run_label(run: Run) -> str:

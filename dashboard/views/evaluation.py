@@ -12,7 +12,7 @@ from streamlit.errors import StreamlitAPIException
 from core.train.checkpoints import CheckpointError
 from core.train.models import MODELS
 from dashboard import common
-from dashboard.evaluation import browser, compare, feature_map, history, loading, replay, upload
+from dashboard.evaluation import browser, compare, feature_map, history, learned_view, loading, replay, upload
 from dashboard.evaluation.keys import (CKPT_KEY, CLASS_TABLE_KEY, CONFUSION_KEY, HISTORY_PREFIX, NORMALIZED_KEY,
                                        PAIR_PREFIX, PER_CLASS_CHART_KEY, RUN_KEY)
 from dashboard.figures import evaluation as figs
@@ -45,7 +45,7 @@ run = by_id[top[0].selectbox("Run", list(by_id), format_func=lambda i: loading.r
 available = loading.checkpoint_names(store, run)
 if st.session_state.get(CKPT_KEY) not in available:
     st.session_state[CKPT_KEY] = available[0]
-which = top[1].radio("Checkpoint", available, format_func=loading.CHECKPOINT_LABELS.get, key=CKPT_KEY,
+which = top[1].radio("Checkpoint", available, format_func=loading.label_for(run), key=CKPT_KEY,
                      horizontal=True)
 
 dataset = loading.dataset_for(run)
@@ -108,6 +108,8 @@ for pair in summary.most_confused(8):
 history_record = history.history_section(store.run_dir(run.id), classes, HISTORY_PREFIX, synthetic=dataset.synthetic)
 browser.misclassified_browser(preds, dataset.test.images, history_record, (checkpoint, preds.key))
 feature_map.feature_map(checkpoint, preds.key, which, preds, dataset.test.images, dataset.kind, dataset.synthetic)
+learned_view.learned_section(checkpoint, preds.key, dataset.test.images, preds.labels, preds.predicted, classes,
+                             dataset.synthetic)
 if cfg.model == "tutorial_mlp":
     replay.numpy_replay_check(checkpoint, preds.key, dataset.test.images, dataset.test.labels)
 compare.comparison(store, runs, run, which, summary, dataset)

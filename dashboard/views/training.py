@@ -13,10 +13,11 @@ from core.runs import jobs
 from core.runs.store import Run, RunError, RunStore
 from core.train.config import PRESETS, ConfigError
 from core.train.device import usable_devices
-from dashboard import common, config_form, lr_finder_panel, run_panel
+from dashboard import common, config_form, lr_finder_panel, run_panel, sweep_panel
 from dashboard.training_keys import FIND_LR, FORM, NAME, PRESET, SELECTED, START
 
-DEFAULT_PRESET = "fast_mlp"
+DEFAULT_PRESET = "tutorial_mlp"  # the tutorial's own recipe first; the faster ones are a choice away
+SHOW_NEXT = "train_show_next"   # a run just started or queued here: the picker shows it on the next page run
 
 
 def load_preset() -> None:  # on_change: runs before the widgets exist, so their keys may be set
@@ -34,10 +35,11 @@ def new_run_form(store: RunStore, kind: str, active: list[Run], data_missing: bo
     with st.form(FORM, border=True):
         config_form.draw({"device": usable_devices()})
         st.text_input("Run name (optional)", key=NAME, placeholder="e.g. lower lr")
-        busy = len(active) >= settings.max_active_runs()
+        busy = len([r for r in active if not r.waiting]) >= settings.max_active_runs()
         submitted = st.form_submit_button(
-            "Start training", type="primary", key=START, disabled=busy or data_missing, width="stretch",
-            help=f"{active[0].label} is still training; stop it first or set CIFARLAB_MAX_ACTIVE_RUNS" if busy else None)
+            "Queue this run" if busy else "Start training", type="primary", key=START, disabled=data_missing,
+            width="stretch", help=f"{settings.max_active_runs()} run(s) train already (CIFARLAB_MAX_ACTIVE_RUNS): "
+            "this one waits in the queue and starts by itself when a slot frees." if busy else None)
         find = st.form_submit_button(
             "Find a learning rate", key=FIND_LR, disabled=data_missing, width="stretch",
             help="A short test run (at most 300 steps, about a minute on a CPU for the MLP) with these settings "
@@ -57,10 +59,13 @@ def new_run_form(store: RunStore, kind: str, active: list[Run], data_missing: bo
         return
     try:
         run = jobs.start_run(store, cfg, st.session_state.get(NAME) or None)
+    except ConfigError as exc:   # e.g. more processes than this machine has GPUs or cores
+        st.error(f"**{config_form.label(exc.field)}**: {exc.message}")
+        return
     except (RunError, ValueError) as exc:
         st.error(str(exc))
         return
-    st.session_state[SELECTED] = run.id  # the run picker is not drawn yet
+    st.session_state[SHOW_NEXT] = run.id  # picked just before the run picker is drawn (see below)
     st.rerun()
 
 
@@ -82,10 +87,14 @@ st.session_state[PRESET] = st.session_state.get(PRESET, DEFAULT_PRESET)
 form_col, run_col = st.columns([1.3, 2], gap="large")
 with form_col:
     new_run_form(store, kind, active, data_missing)
+    sweep_panel.form(store, kind, data_missing)
 with run_col:
     st.subheader("Run")
+    if SHOW_NEXT in st.session_state:  # set in the same page run as the picker, so the browser's old value
+        st.session_state[SELECTED] = st.session_state.pop(SHOW_NEXT)  # (sent with any rerun) cannot win
     run = run_panel.selected_run(store, runs, active)
 
 st.divider()
 st.subheader("All runs")
 run_panel.all_runs(store, runs, run)
+sweep_panel.view(store)
