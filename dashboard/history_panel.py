@@ -32,7 +32,8 @@ def _draw(store: RunStore, run_id: int) -> None:
     if history is None:
         st.caption("Per-epoch predictions appear here after the first epoch's test evaluation.")
         return
-    eval_history.draw_history(history, _classes(run), f"tr_hist_{run.id}", synthetic=run.dataset == "synthetic")
+    eval_history.draw_history(history, _classes(run), f"tr_hist_{run.id}", synthetic=run.dataset == "synthetic",
+                              narrow=True)   # in the Training page's run column
 
 
 def history_section(store: RunStore, run: Run | None) -> None:

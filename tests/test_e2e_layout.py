@@ -26,7 +26,7 @@ MEASURE_JS = f"""() => {{
     const cut = [...document.querySelectorAll('{FRESH} [data-testid=stMetricValue], {FRESH} [data-testid=stMetricLabel]')]
         .filter(e => e.offsetParent !== null)
         .flatMap(e => [e, ...e.querySelectorAll('*')])
-        .filter(e => e.scrollWidth > e.clientWidth + 1)
+        .filter(e => (e.innerText || "").trim() && e.scrollWidth > e.clientWidth + 1)   // visible text cut off
         .map(e => e.innerText);
     return {{charts, cut}};
 }}"""

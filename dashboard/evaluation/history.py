@@ -45,9 +45,10 @@ def _scrubber_value(history: hist.PredictionHistory, prefix: str) -> int:
 
 
 def draw_history(history: hist.PredictionHistory, classes: tuple[str, ...], prefix: str, *,
-                 synthetic: bool = False) -> None:
+                 synthetic: bool = False, narrow: bool = False) -> None:
     """The scrubber and what it drives (accuracy, per class, confusion at that epoch) and the class x
-    epoch heatmap; `prefix` keeps the widget keys of two places apart."""
+    epoch heatmap; `prefix` keeps the widget keys of two places apart. `narrow` (a page column about
+    500 px wide, e.g. the Training page's): the charts one under another instead of side by side."""
     epochs = [int(e) for e in history.epochs]
     _scrubber_value(history, prefix)
     if len(epochs) > 1:
@@ -65,11 +66,14 @@ def draw_history(history: hist.PredictionHistory, classes: tuple[str, ...], pref
     cols[1].metric("Epochs recorded", f"{len(epochs)}")
     cols[2].metric("Test images", f"{history.num_images:,}")
     per_class = hist.per_class_over_epochs(history, len(classes))
-    left, right = st.columns([3, 2])
+    def pair():
+        return (st.container(), st.container()) if narrow else st.columns([3, 2])
+
+    left, right = pair()
     left.plotly_chart(figs.per_class_over_epochs(classes, epochs, per_class, epoch), key=f"{prefix}_per_class")
     right.plotly_chart(figs.per_class_accuracy_bar(classes, summary.per_class_accuracy, summary.accuracy,
                                                    summary.support), key=f"{prefix}_bar")
-    left, right = st.columns([3, 2])
+    left, right = pair()
     confusion = figs.confusion_heatmap(summary.confusion, summary.confusion_normalized, classes)
     confusion.update_layout(title=f"Confusion matrix at epoch {epoch} (image counts)", height=520)
     left.plotly_chart(confusion, key=f"{prefix}_confusion")
