@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,14 +136,16 @@ def close_tabs(pages: list) -> None:
 
 
 def shown_step(page) -> int | None:
-    """The step in the first tab's progress line (None while no progress line is drawn)."""
+    """The step in the first tab's progress line while it says the run is training (None while no
+    progress line is drawn, or while it tests or saves at an epoch's end: no steps are taken then,
+    and "charts grow at least every 2 s" is asked of the time during an epoch)."""
     try:
         text = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stProgress"]')]
                                        .map(el => el.innerText).join(' ')""")
     except Exception:
         return None
     found = STEP_TEXT.search(text)
-    return int(found.group(1)) if found else None
+    return int(found.group(1)) if found and text.lstrip().startswith("Training") else None
 
 
 def one_run(store, server: Server, browser, cfg, tabs: int) -> dict:
@@ -163,7 +166,9 @@ def one_run(store, server: Server, browser, cfg, tabs: int) -> dict:
             t_cpu = (now, server.cpu(), browser_cpu_seconds())
         if pages and t_cpu is not None and training:
             step = shown_step(pages[0])
-            if step is not None and step != last_step:
+            if step is None:            # testing or saving: the clock starts again with the next epoch's steps
+                last_change = last_step = None
+            elif step != last_step:
                 if last_change is not None:
                     gaps.append(now - last_change)
                 last_change, last_step = now, step
@@ -239,7 +244,9 @@ def one_replay(store, server: Server, browser, cfg, tabs: int, args) -> dict:
     while time.time() - start[0] < args.replay:
         if pages:
             step = shown_step(pages[0])
-            if step is not None and step != last_step:
+            if step is None:
+                last_change = last_step = None
+            elif step != last_step:
                 if last_change is not None:
                     gaps.append(time.time() - last_change)
                 last_change, last_step = time.time(), step
@@ -341,21 +348,23 @@ def report(name: str, args, results: dict[tuple, list[dict]], idle: dict[tuple, 
     print(f"# {name}: {args.train_subset} training images x 1 epoch, {args.repeat} round(s) (best images/s of "
           f"each), trainer and server on this machine ({os.cpu_count()} CPUs), load average "
           f"{min(loads):.2f}-{max(loads):.2f}")
-    print(f"{'watched by':21s} {'images/s':>9s} {'vs unwatched':>12s} {'server CPU/tab':>15s} "
+    print(f"{'watched by':21s} {'images/s':>9s} {'best vs best':>12s} {'median vs':>11s} {'server CPU/tab':>15s} "
           f"{'browser CPU':>12s} {'longest gap':>12s}   all runs (images/s)")
+    median = statistics.median(r["ips"] for r in results[0, ""]) or 1.0
     for (tabs, which), runs in results.items():
         best = max(r["ips"] for r in runs)
+        mid = statistics.median(r["ips"] for r in runs)
         label = ("no tab" if tabs == 0 else f"{tabs} tab(s)") + which
         server = min(r["server"] for r in runs) / max(tabs, 1)
         browser = min(r["browser"] for r in runs)
         gaps = [r["max_gap"] for r in runs if r["max_gap"] is not None]
         gap = f"{max(gaps):.1f} s" if gaps else "–"
         each = ", ".join(f"{r['ips']:.0f}" for r in runs)
-        print(f"{label:21s} {best:9.0f} {100 * best / base:11.1f}% {100 * server:14.1f}% {100 * browser:11.1f}% "
-              f"{gap:>12s}   {each}")
+        print(f"{label:21s} {best:9.0f} {100 * best / base:11.1f}% {100 * mid / median:10.1f}% "
+              f"{100 * server:14.1f}% {100 * browser:11.1f}% {gap:>12s}   {each}")
     for (tabs, which), used in idle.items():
-        print(f"idle{which}, {tabs} tab(s) open, nothing changing: server {100 * used:.1f}% of a core "
-              f"({100 * used / tabs:.1f}% per tab)")
+        per_tab = f" ({100 * used / tabs:.1f}% per tab)" if tabs else ""
+        print(f"idle{which}, {tabs} tab(s) open, nothing changing: server {100 * used:.1f}% of a core{per_tab}")
     print(flush=True)
 
 
