@@ -172,3 +172,18 @@ def screenshot_dir() -> Path:
     out = REPO / "test-output" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@pytest.fixture
+def store():
+    """The test's run store (its isolated CIFARLAB_RUNS_DIR), whose trainer processes are all killed
+    when the test ends, pass or fail. (A module may define its own `store`.)"""
+    import signal
+
+    from core.runs import jobs
+    from core.runs.store import RunStore
+
+    store = RunStore()
+    yield store
+    for run in store.list_runs():
+        jobs.kill_trainer(run, signal.SIGKILL)  # only `core train --run <id>` processes, never this one

@@ -1,25 +1,16 @@
 """In a real browser: lower the learning rate of a running run and see the change on the charts."""
 from __future__ import annotations
 
-import signal
+import re
 
 import pytest
 from playwright.sync_api import expect
 
 from core.runs import jobs
-from core.runs.store import RunStore
 from core.train.config import TrainConfig
 
 pytestmark = pytest.mark.e2e
 SLOW = 120_000
-
-
-@pytest.fixture
-def store():
-    store = RunStore()
-    yield store
-    for run in store.list_runs():
-        jobs.kill_trainer(run, signal.SIGKILL)
 
 
 def test_lower_the_learning_rate_of_a_running_run(app_server, page, screenshot_dir, store):
@@ -36,6 +27,10 @@ def test_lower_the_learning_rate_of_a_running_run(app_server, page, screenshot_d
     factor = page.get_by_role("spinbutton", name="Learning-rate factor")
     factor.fill("0.1")
     factor.press("Enter")
+    # The live part reruns every 1.5 s: click only once the typed factor is the widget's value and the
+    # rerun it started has drawn (no stale elements), so the click carries 0.1, not the default.
+    expect(factor).to_have_value(re.compile(r"^0\.10*$"), timeout=SLOW)
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=SLOW)
     page.get_by_role("button", name="Multiply lr").click()
 
     # The marker, labelled with the new rate, on the learning-rate chart and the loss chart.

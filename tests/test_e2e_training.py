@@ -2,22 +2,11 @@
 from __future__ import annotations
 
 import re
-import signal
 
 import pytest
 
-from core.runs import jobs
-from core.runs.store import RunStore
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def store():
-    store = RunStore()
-    yield store
-    for run in store.list_runs():
-        jobs.kill_trainer(run, signal.SIGKILL)
 
 
 EPOCHS = 10

@@ -147,15 +147,18 @@ class BatchIterator:
 
     def _batches(self, order: torch.Tensor, aug_seed: int, start_batch: int, odd_epoch: bool):
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.images[idx]
-            if self.augment:
-                mirror = None
-                if self.base_flip is not None:
-                    mirror = self.base_flip[idx] ^ odd_epoch
-                x = augment(x, torch.Generator().manual_seed(aug_seed + b), padding=self.crop_padding,
-                            mirror=mirror)
+            x, idx = self._images(order[b * self.batch_size:(b + 1) * self.batch_size], aug_seed + b, odd_epoch)
             x = normalize(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)   # cheaper on float than on uint8
             yield x, self.labels[idx]
+
+    def _images(self, idx: torch.Tensor, seed: int, odd_epoch: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch's uint8 images (augmented when asked) and the indices of the images it holds
+        (core.train.distributed keeps one process's slice of them)."""
+        x = self.images[idx]
+        return (self._augmented(x, idx, seed, odd_epoch) if self.augment else x), idx
+
+    def _augmented(self, x: torch.Tensor, idx: torch.Tensor, seed: int, odd_epoch: bool) -> torch.Tensor:
+        mirror = self.base_flip[idx] ^ odd_epoch if self.base_flip is not None else None
+        return augment(x, torch.Generator().manual_seed(seed), padding=self.crop_padding, mirror=mirror)

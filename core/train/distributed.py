@@ -50,14 +50,13 @@ import socket
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from core.data.images import normalize
-from core.train.batches import BatchIterator, augment
+from core.train.batches import BatchIterator
 from core.train.config import ConfigError
 from core.train.control import Control
 from core.train.device import DeviceError, resolve_device
@@ -379,21 +378,9 @@ class ShardedBatches(BatchIterator):
         share = self.batch_size // world.size
         self.share = slice(world.rank * share, (world.rank + 1) * share)
 
-    def _batches(self, order: torch.Tensor, aug_seed: int, start_batch: int,
-                 odd_epoch: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            if not self.augment:
-                idx = idx[self.share]
-            x = self.images[idx]
-            if self.augment:
-                mirror = None
-                if self.base_flip is not None:
-                    mirror = self.base_flip[idx] ^ odd_epoch
-                x = augment(x, torch.Generator().manual_seed(aug_seed + b), padding=self.crop_padding,
-                            mirror=mirror)[self.share]
-                idx = idx[self.share]
-            x = normalize(x)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[idx]
+    def _images(self, idx: torch.Tensor, seed: int, odd_epoch: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's slice of the batch: augmentation is drawn for the whole batch, then sliced."""
+        if not self.augment:
+            idx = idx[self.share]
+            return self.images[idx], idx
+        return self._augmented(self.images[idx], idx, seed, odd_epoch)[self.share], idx[self.share]
