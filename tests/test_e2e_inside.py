@@ -42,13 +42,12 @@ def test_scrubber_and_saliency_maps(run_with_history, app_server, page, screensh
     expect(thumb.first).to_have_attribute("aria-valuetext", "1", timeout=SLOW)
     expect(accuracy.get_by_test_id("stMetricValue")).not_to_have_text(before, timeout=SLOW)
     expect(bars.locator("text.bartext").first).to_be_visible(timeout=SLOW)
-    for _ in range(240):                                   # the history's bar chart, redrawn for epoch 1
-        now = bar_labels(page.locator("[data-testid=stPlotlyChart]").filter(has_text="Test accuracy per class").nth(1))
-        if now and now != at_last:
-            break
-        page.wait_for_timeout(500)
+    # the history's bar chart, redrawn for epoch 1: Playwright polls its labels until they change
+    redrawn = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Test accuracy per class").nth(1)
+    expect(redrawn.locator("text.bartext").first).to_be_visible(timeout=SLOW)
+    expect(redrawn.locator("text.bartext")).not_to_have_text(at_last, timeout=SLOW)
+    now = bar_labels(redrawn)
     assert now and now != at_last, (now, at_last)
-    page.wait_for_timeout(500)
     page.screenshot(path=str(screenshot_dir / "inside_scrubber_epoch1.png"))
 
     grid_top = page.get_by_role("heading", name="Misclassified test images")
