@@ -26,12 +26,17 @@ def history_store(tmp_path_factory, session_dirs):
     return root, dataset, run.id
 
 
+def runs_of_this_test(root: Path) -> RunStore:
+    """A copy of a module's trained runs in this test's own CIFARLAB_RUNS_DIR (the page reads it)."""
+    target = Path(os.environ["CIFARLAB_RUNS_DIR"])
+    shutil.copytree(root, target)
+    return RunStore(target)
+
+
 @pytest.fixture
 def inside(history_store):
     root, dataset, run_id = history_store
-    target = Path(os.environ["CIFARLAB_RUNS_DIR"])
-    shutil.copytree(root, target)
-    store = RunStore(target)
+    store = runs_of_this_test(root)
     return store, dataset, run_id, read_history(store.run_dir(run_id))
 
 
@@ -201,9 +206,7 @@ def cnn_store(tmp_path_factory, session_dirs):
 @pytest.fixture
 def cnn(cnn_store):
     root, dataset, run_id = cnn_store
-    target = Path(os.environ["CIFARLAB_RUNS_DIR"])
-    shutil.copytree(root, target)
-    return RunStore(target), dataset, run_id
+    return runs_of_this_test(root), dataset, run_id
 
 
 def _hooked_order(store, run_id, at, image) -> list[list[int]]:

@@ -19,9 +19,7 @@ STEPS are the tutorial's nine steps in its own order, with its own Chinese names
 """
 from __future__ import annotations
 
-import copy
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +88,6 @@ class ParamStep:
     change_max: float      # largest |new - old|
     weight_norm: float     # L2 norm before the step
 
-    @property
-    def relative_change(self) -> float:
-        return self.change_norm / self.weight_norm if self.weight_norm else math.inf
-
 
 @dataclass(frozen=True)
 class OneWeight:
@@ -133,11 +127,6 @@ class BatchWalk:
     optimizer: str
     param_count: int
     flattens: bool              # the model flattens the image into one vector (the MLP)
-    new_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.predicted == self.labels).mean())
 
     @property
     def mean_neg_log_p(self) -> float:
@@ -277,7 +266,6 @@ def walk_batch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn
         losses=losses.numpy(), loss=float(loss.detach()), label_smoothing=float(getattr(criterion, "label_smoothing", 0.0)),
         grads_before=grads_before, grads=steps, weight=weight, loss_after=loss_after, losses_after=losses_after.numpy(),
         optimizer=type(optimizer).__name__, param_count=sum(p.numel() for _, p in params), flattens=flattens,
-        new_state={k: v.detach().clone() for k, v in model.state_dict().items()},
     )
 
 
@@ -295,11 +283,3 @@ def _one_weight(optimizer, params, before, lr_of) -> OneWeight | None:
                      float(p.detach().flatten()[flat]), float(lr_of[id(p)]), type(optimizer).__name__,
                      get("exp_avg"), get("exp_avg_sq"), int(step) if step is not None else None)
 
-
-def copy_for_walk(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig
-                  ) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """Copies to step, leaving the originals as they were (a page can walk the same batch again)."""
-    twin = copy.deepcopy(model)
-    opt = make_optimizer(cfg, twin)
-    opt.load_state_dict(optimizer.state_dict())
-    return twin, opt
