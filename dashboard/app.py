@@ -7,21 +7,23 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import common
+from dashboard.lang import tr
 
-st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title=tr("common.app.title"), page_icon=":material/science:", layout="wide")
 
-PAGES = [
-    ("numpy_network.py", "Numpy network", ":material/calculate:"),
-    ("training.py", "Training", ":material/monitoring:"),
-    ("walkthrough.py", "One batch, step by step", ":material/footprint:"),
-    ("samples.py", "Sample images", ":material/photo_library:"),
-    ("evaluation.py", "Evaluation", ":material/fact_check:"),
+PAGES = [  # file in views/, icon; the title is common.pages.<file's stem> in the catalogue
+    ("numpy_network.py", ":material/calculate:"),
+    ("training.py", ":material/monitoring:"),
+    ("walkthrough.py", ":material/footprint:"),
+    ("samples.py", ":material/photo_library:"),
+    ("evaluation.py", ":material/fact_check:"),
 ]
 # Not "pages/": a folder of that name beside app.py switches on Streamlit's legacy multipage mode
 # for any first request that lands on a page URL before app.py has run.
 pages_dir = Path(__file__).parent / "views"
 navigation = st.navigation(
-    [st.Page(str(pages_dir / f), title=title, icon=icon) for f, title, icon in PAGES if (pages_dir / f).exists()]
+    [st.Page(str(pages_dir / f), title=tr(f"common.pages.{Path(f).stem}"), icon=icon, url_path=Path(f).stem)
+     for f, icon in PAGES if (pages_dir / f).exists()]
 )
 common.sidebar()
 common.warn_if_reachable()

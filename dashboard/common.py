@@ -6,9 +6,11 @@ import re
 
 import streamlit as st
 
-from core import data, settings
+from core import data, i18n, settings
 from core.runs.store import RunError, RunStore
 from core.train.device import describe_device
+from dashboard.lang import lang, tr
+from dashboard.lang import switch as lang_switch
 
 # session_state keys, in one place
 DATASET_KIND = "dataset_kind"  # a key of core.data.KINDS
@@ -18,7 +20,7 @@ def dataset_kind() -> str:
     return st.session_state.get(DATASET_KIND, "cifar10")
 
 
-@st.cache_resource(show_spinner="Loading images…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _load(kind: str, root: str) -> data.Dataset:
     # read-only and shared by every session: the arrays are never modified in place
     return data.load_dataset(kind, root)
@@ -28,7 +30,8 @@ def get_dataset(kind: str | None = None, *, show_problems: bool = True) -> data.
     """The dataset the user chose, or None after explaining what is missing and how to fix it."""
     kind = kind or dataset_kind()
     try:
-        return _load(kind, str(data.dataset_root(kind)))
+        with st.spinner(tr("common.data.loading")):
+            return _load(kind, str(data.dataset_root(kind)))
     except data.DataError as exc:
         if show_problems:
             _explain_missing(exc)
@@ -51,12 +54,11 @@ def run_store() -> RunStore:
         st.error(str(exc), icon=":material/database:")
         st.stop()
     if store.read_only:
-        st.warning(f"The run store in `{store.root}` is read-only ({store.read_only}): runs can be "
-                   "viewed but not started, stopped or changed.", icon=":material/lock:")
+        st.warning(tr("common.store.read_only", root=store.root, why=store.read_only), icon=":material/lock:")
     else:
         store.reconcile()
     for bad in store.unreadable_runs():
-        st.warning(f"Run #{bad.id} cannot be read and is left out: {bad.reason}", icon=":material/error:")
+        st.warning(tr("common.store.unreadable", id=bad.id, reason=bad.reason), icon=":material/error:")
     return store
 
 
@@ -91,18 +93,17 @@ def chart_text(text: object) -> str:
 LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
 
 
-def exposure_warning(address: str | None) -> str | None:
+def exposure_warning(address: str | None, language: str = "en") -> str | None:
     """What to tell the user when the server listens beyond this machine (None when it does not)."""
     if address in LOCAL_ADDRESSES:
         return None
-    where = f"address `{address}`" if address else "every network interface"
-    return (f"This dashboard listens on {where}: anyone who can reach this machine can start "
-            "training and upload files here. Start it with `make run` or `python -m dashboard`, which "
-            "keep it on localhost.")
+    where = (i18n.t("common.exposure.address", language, address=address) if address
+             else i18n.t("common.exposure.everywhere", language))
+    return i18n.t("common.exposure.warning", language, where=where)
 
 
 def warn_if_reachable() -> None:
-    message = exposure_warning(st.get_option("server.address"))
+    message = exposure_warning(st.get_option("server.address"), lang())
     if message:
         st.warning(message, icon=":material/public:")
 
@@ -112,17 +113,22 @@ def _choose_synthetic() -> None:
 
 
 def _explain_missing(exc: data.DataError) -> None:
-    st.error(str(exc))
+    if lang() == i18n.DEFAULT_LANGUAGE:
+        st.error(str(exc))
+    else:  # what to do in the reader's language; the message with its paths and commands below it
+        st.error(tr("common.data.missing_summary"))
+        with st.expander(tr("common.words.details")):
+            st.markdown(str(exc))
     cols = st.columns([3, 3, 4])
     # a callback: the sidebar's radio owning this key has already been drawn in this run
-    cols[0].button("Use the synthetic demo set", type="primary", key="use_synthetic", on_click=_choose_synthetic)
+    cols[0].button(tr("common.data.use_synthetic"), type="primary", key="use_synthetic", on_click=_choose_synthetic)
     if isinstance(exc, data.DataMissingError) and not settings.offline():
-        if cols[1].button("Download CIFAR-10 (163 MB)", key="download_cifar"):
-            bar = st.progress(0.0, text="Downloading CIFAR-10…")
+        if cols[1].button(tr("common.data.download"), key="download_cifar"):
+            bar = st.progress(0.0, text=tr("common.data.downloading"))
 
             def progress(done: int, total: int) -> None:
                 frac = done / total if total else 0.0
-                bar.progress(min(frac, 1.0), text=f"Downloading CIFAR-10… {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+                bar.progress(min(frac, 1.0), text=tr("common.data.downloading_mb", done=done / 1e6, total=total / 1e6))
 
             try:
                 data.download_cifar10(settings.data_root(), progress=progress)
@@ -133,24 +139,24 @@ def _explain_missing(exc: data.DataError) -> None:
                 st.rerun()
 
 
+def kind_label(kind: str) -> str:
+    """'CIFAR-10' or 'Synthetic demo set' in the session's language."""
+    return tr(f"common.datasets.{kind}")
+
+
 def sidebar() -> None:
     with st.sidebar:
-        st.radio(
-            "Dataset",
-            options=list(data.KINDS),
-            format_func=data.kind_label,
-            key=DATASET_KIND,
-            help="CIFAR-10 is read from CIFAR10_ROOT (default ./data). The synthetic demo set is "
-            "drawn by the app itself, so it works offline.",
-        )
+        lang_switch()
+        st.radio(tr("common.sidebar.dataset"), options=list(data.KINDS), format_func=kind_label, key=DATASET_KIND,
+                 help=tr("common.sidebar.dataset_help"))
         kind = dataset_kind()
         if kind == "synthetic":
-            st.caption(f"**Synthetic** demo images (not CIFAR-10), in `{settings.synthetic_root()}`")
+            st.caption(tr("common.sidebar.synthetic", root=settings.synthetic_root()))
         else:
             status = data.cifar10_status(settings.data_root())
             icon = ":material/check_circle:" if status.usable else ":material/warning:"
-            problem = "" if status.usable else (" — damaged" if status.present else " — not found")
-            st.caption(f"{icon} CIFAR-10 from `{status.root}`{problem}")
+            problem = "" if status.usable else tr("common.sidebar.damaged" if status.present else "common.sidebar.not_found")
+            st.caption(tr("common.sidebar.cifar_found", icon=icon, root=status.root, problem=problem))
             if status.damaged:
                 st.error(status.message)
-        st.caption(f"Device: **{describe_device()}**")
+        st.caption(tr("common.sidebar.device", device=describe_device()))

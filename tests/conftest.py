@@ -14,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# A page asking for a text the catalogues lack fails its test instead of falling back (core.i18n).
+os.environ.setdefault("CIFARLAB_I18N_STRICT", "1")
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 # Each part of core and what it may import (besides itself and the base modules).
-BASE = {"core", "core.settings", "core.text", "core.atomic_file", "core.numpy_net", "core.playground"}
+BASE = {"core", "core.settings", "core.text", "core.atomic_file", "core.numpy_net", "core.playground", "core.i18n"}
 ALLOWED = {
     "core.data": set(),
     "core.train": {"core.data"},
