@@ -1,22 +1,22 @@
-"""Every page at a projector's 1280 x 720 and at 1400 x 900: no chart squeezed below 300 px, no metric cut
-off. Screenshots of each page at each size land in test-output/screenshots/layout/ for a person to look at."""
+"""Every page at a projector's 1280 x 720 and at 1400 x 900, in English and in Chinese: no chart squeezed
+below 300 px, no metric cut off. Screenshots of each page at each size in each language land in
+test-output/screenshots/layout/ for a person to look at."""
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
+from core import i18n
 from core.runs.store import RunStore
 from core.train.config import TrainConfig
 
+REPO = Path(__file__).resolve().parent.parent
 SLOW = 120_000  # ms: the first visit imports torch and evaluates the test split, on a shared machine
 SIZES = ((1280, 720), (1400, 900))
-# the sidebar link, the page's heading, how many charts it shows at least
-PAGES = (
-    ("Numpy network", "A neural network in numpy", 3),
-    ("Training", "Training", 2),
-    ("One batch, step by step", "One batch, step by step", 0),
-    ("Sample images", "Sample images", 1),
-    ("Evaluation", "Evaluation", 2),
-)
+# the page (its file in dashboard/views/, its link is common.pages.<page>), how many charts it shows at least
+PAGES = (("numpy_network", 3), ("training", 2), ("walkthrough", 0), ("samples", 1), ("evaluation", 2))
 # Charts and metrics of the current script run (Streamlit marks the previous run's elements stale).
 FRESH = "[data-testid=stElementContainer]:not([data-stale=true])"
 MEASURE_JS = f"""() => {{
@@ -30,6 +30,14 @@ MEASURE_JS = f"""() => {{
         .map(e => e.innerText);
     return {{charts, cut}};
 }}"""
+
+
+def page_heading(name: str, lang: str) -> str:
+    """The page's title as it shows in `lang`: the catalogue key its st.title(tr("...")) asks for."""
+    source = (REPO / "dashboard" / "views" / f"{name}.py").read_text()
+    key = re.search(r"st\.title\(tr\(\"([^\"]+)\"", source)
+    assert key, f"dashboard/views/{name}.py has no st.title(tr(\"...\"))"
+    return i18n.t(key.group(1), lang)
 
 
 @pytest.fixture
@@ -46,27 +54,34 @@ def finished_run(session_dirs):
 
 
 @pytest.mark.e2e
-def test_pages_fit_a_projector_and_a_laptop_screen(finished_run, app_server, page, screenshot_dir):
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_pages_fit_a_projector_and_a_laptop_screen(lang, finished_run, app_server, page, screenshot_dir):
     from playwright.sync_api import expect
 
     out = screenshot_dir / "layout"
     out.mkdir(exist_ok=True)
     page.goto(app_server.url)
-    expect(page.get_by_text("Synthetic demo set", exact=True).first).to_be_visible(timeout=SLOW)
-    page.get_by_text("Synthetic demo set", exact=True).first.click()       # the run's data, on every page
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Synthetic demo set", exact=True)).to_be_visible(timeout=SLOW)
+    if lang != i18n.DEFAULT_LANGUAGE:   # as a user does: the sidebar's switch
+        sidebar.get_by_text(i18n.LANGUAGES[lang], exact=True).click()
+    synthetic = i18n.t("common.datasets.synthetic", lang)
+    expect(sidebar.get_by_text(synthetic, exact=True)).to_be_visible(timeout=SLOW)
+    sidebar.get_by_text(synthetic, exact=True).click()       # the run's data, on every page
     problems = []
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
-        for link, heading, charts in PAGES:
+        for name, charts in PAGES:
             # by the sidebar, not by address: the same session keeps the sidebar's dataset choice
+            link = i18n.t(f"common.pages.{name}", lang)
             page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
-            expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=SLOW)
+            expect(page.get_by_role("heading", name=page_heading(name, lang)).first).to_be_visible(timeout=SLOW)
             page.wait_for_function(
                 f"() => document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart] .main-svg').length >= {charts}"
                 " && !document.querySelector('[data-testid=stStatusWidget]')", timeout=SLOW)
             found = page.evaluate(MEASURE_JS)
             narrow = [w for w in found["charts"] if w < 300]
             if narrow or found["cut"]:
-                problems.append(f"{link} at {width}px: charts {found['charts']}, cut {found['cut']}")
-            page.screenshot(path=str(out / f"{link.split(',')[0].lower().replace(' ', '_')}_{width}.png"))
+                problems.append(f"{name} in {lang} at {width}px: charts {found['charts']}, cut {found['cut']}")
+            page.screenshot(path=str(out / f"{name}_{lang}_{width}.png"))
     assert not problems, "\n".join(problems)
