@@ -2,27 +2,36 @@
 
     config_form.fill(cfg)                    # put a config's values into the widgets (e.g. a preset's)
     config_form.draw({"device": [...]})      # every field's widget, inside the page's st.form
+    config_form.preset_summary(preset, 50_000)   # what a preset is for, its steps, what it changes
+    config_form.model_summary("cpu_cnn")     # the model in plain words, its parameters, why a CNN sees more
     cfg = base.replace(**config_form.changes())   # the widgets' values as TrainConfig settings
 
 Widget keys come from `field_key` only. Two fields are not drawn here: `preset` (the page's preset
-picker, which fills the form) and `dataset` (the sidebar's choice, shared by every page).
-Bounds are stated in each widget's help rather than enforced by it: Streamlit would silently
-reset an out-of-range number, while the config's ConfigError says what is wrong.
+picker, which fills the form) and `dataset` (the sidebar's choice, shared by every page); the page
+may draw a field before the form itself (`draw_field`, e.g. the model, whose description it shows)
+and leave it out of `draw`. Bounds are stated in each widget's help rather than enforced by it:
+Streamlit would silently reset an out-of-range number, while the config's ConfigError says what is
+wrong. Every word is in the session's language: a setting's label, help, unit and choices from the
+catalogues' core.field.* keys, the form's own words from training.form.*.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from core.train.config import GROUPS, FieldSpec, config_fields, field_spec
+from core.train.config import (GROUPS, ConfigError, EpochPlan, FieldSpec, Preset, changes_from_tutorial,
+                               config_fields, epoch_plan, field_spec, group_title)
+from core.i18n import t
+from core.train.models import MODELS, parameter_count
 from dashboard import common
+from dashboard.lang import lang, tr
 
 KEY_PREFIX = "train_"
 KEYS_ELSEWHERE = {"dataset": common.DATASET_KIND}  # the sidebar's dataset choice
 NOT_DRAWN = ("preset", "dataset")                  # the page's preset picker; the sidebar
-MORE_SETTINGS = "More settings"                    # the expander holding the less-used fields
 
 
 def field_key(name: str) -> str:
@@ -35,22 +44,46 @@ def form_fields() -> list[FieldSpec]:
     return [spec for spec in config_fields() if spec.name not in NOT_DRAWN]
 
 
-def label(name: str) -> str:
-    """The field's label as the form shows it ('Training images (0 = all)'); other names unchanged."""
+def label(name: str, language: str | None = None) -> str:
+    """The field's label as the form shows it ('Training images (0 = all)'), in `language` (default:
+    the session's); names that are not settings unchanged."""
     try:
         spec = field_spec(name)
     except KeyError:  # e.g. ConfigError("config", ...)
         return name
-    return f"{spec.label} (0 = {spec.none_means})" if spec.kind == "optional_int" else spec.label
+    language = language or lang()
+    text = spec.text("label", language)
+    if spec.kind == "optional_int":
+        return t("training.form.optional_label", language, label=text, none=spec.text("none_means", language))
+    return text
 
 
 def help_text(spec: FieldSpec) -> str:
     """The field's sentence, then its unit and range and the command-line option."""
-    values = spec.range_text().replace(">=", "≥").replace("<=", "≤")
+    here = lang()
+    values = spec.range_text(here).replace(">=", "≥").replace("<=", "≤")
     if spec.kind == "optional_int":
-        values += f", or 0 for {spec.none_means}"
-    details = "; ".join(filter(None, (spec.unit, values)))
-    return f"{spec.help}" + (f" ({details})" if details else "") + f"  \nCommand line: `{spec.flag}`"
+        values = tr("training.form.or_zero", range=values, none=spec.text("none_means", here))
+    unit = tr("training.form.unit", unit=spec.text("unit", here)) if spec.unit else ""
+    details = tr("training.form.separator").join(filter(None, (unit, values)))
+    sentence = spec.text("help", here)
+    if details:
+        sentence = tr("training.form.help_details", help=sentence, details=details)
+    return tr("training.form.help", help=sentence, flag=spec.flag)
+
+
+def value_text(spec: FieldSpec, value: Any) -> str:
+    """A setting's value as a page shows it: a choice's title, on/off, 0.0001, 'all'."""
+    if spec.kind == "choice":
+        return spec.choice_title(value, lang())
+    if spec.kind == "bool":
+        return tr("training.form.on") if value else tr("training.form.off")
+    return spec.show(value, lang())
+
+
+def error_text(exc: ConfigError) -> str:
+    """'**Learning rate**: must be > 0, got -1', in the session's language (markdown)."""
+    return tr("training.form.error", label=common.plain(label(exc.field)), message=common.plain(exc.text(lang())))
 
 
 def widget_value(spec: FieldSpec, value: Any) -> Any:
@@ -85,11 +118,13 @@ def changes() -> dict[str, Any]:
 
 
 def draw_field(where, spec: FieldSpec, choices: Sequence[str] | None = None) -> Any:
-    """The widget for one field, in `where` (a column or container); returns its value."""
+    """The widget for one field, in `where` (a column or container); returns its value. Options
+    stay the config's ids; the widget shows their titles."""
     common_args = dict(label=label(spec.name), key=field_key(spec.name), help=help_text(spec))
     if spec.kind == "choice":
+        here = lang()   # format_func may be called later (e.g. by a test), outside this page run
         return where.selectbox(options=list(choices if choices is not None else spec.choices),
-                               format_func=spec.choice_label, **common_args)
+                               format_func=lambda value: spec.choice_title(value, here), **common_args)
     if spec.kind == "bool":
         return where.checkbox(**common_args)
     if spec.kind == "float":
@@ -110,16 +145,83 @@ def _draw_fields(specs: list[FieldSpec], choices: dict[str, Sequence[str]]) -> N
         draw_field(st, spec)
 
 
-def draw(choices: dict[str, Sequence[str]] | None = None) -> None:
-    """Every drawn field: the common ones first, the rest by group under MORE_SETTINGS.
+def draw(choices: dict[str, Sequence[str]] | None = None, *, skip: Iterable[str] = ()) -> None:
+    """Every drawn field (but those in `skip`, which the page draws itself): the common ones first,
+    the rest by group under "More settings".
 
     `choices` narrows a choice field's options (e.g. {"device": the devices this machine has})."""
     choices = choices or {}
-    specs = form_fields()
+    specs = [s for s in form_fields() if s.name not in set(skip)]
     _draw_fields([s for s in specs if not s.advanced], choices)
-    with st.expander(MORE_SETTINGS):
+    with st.expander(tr("training.form.more_settings")):
         for group in GROUPS:
             more = [s for s in specs if s.advanced and s.group == group]
             if more:
-                st.caption(f"**{group}**")
+                st.caption(f"**{group_title(group, lang())}**")
                 _draw_fields(more, choices)
+
+
+# ---- the preset and the model, explained above the form ---------------------------------------
+
+def changes_table(cfg) -> pd.DataFrame:
+    """What `cfg` changes from the tutorial's recipe (core.train.config.changes_from_tutorial): a row
+    per setting with its label, the tutorial's value and cfg's value, as the form words them."""
+    rows = [(label(spec.name), value_text(spec, tutorial), value_text(spec, value))
+            for spec, tutorial, value in changes_from_tutorial(cfg)]
+    return pd.DataFrame(rows, columns=[tr("training.form.changes_setting"), tr("training.form.changes_tutorial"),
+                                       tr("training.form.changes_preset")])
+
+
+def plan_text(plan: EpochPlan) -> str:
+    """'batch 16 → 2,500 steps per epoch × 10 epochs (25,000 steps) over 40,000 training images'."""
+    if plan.steps_per_epoch == 0:
+        return tr("training.form.plan_too_few", batch=plan.batch_size, images=plan.images)
+    over = (tr("training.form.plan_first", n=plan.images, of=plan.dataset_images - plan.held_out) if plan.subset
+            else tr("training.form.plan_all", n=plan.images))
+    text = tr("training.form.plan", batch=plan.batch_size, steps=plan.steps_per_epoch, epochs=plan.epochs,
+              total=plan.total_steps, over=over)
+    if plan.held_out:
+        text += tr("training.form.plan_held_out", n=plan.held_out)
+    if plan.left_over:
+        text += tr("training.form.plan_left_over", n=plan.left_over)
+    return text
+
+
+def preset_summary(preset: Preset, dataset_images: int | None) -> None:
+    """The preset's purpose and time hints, its epochs, batches and steps on the chosen data
+    (`dataset_images`: the training split's size; None leaves that line out), and what it changes
+    from the tutorial's recipe, with the recipe's details (the jargon) below the table."""
+    here = lang()
+    st.markdown(preset.text("purpose", here))
+    st.caption(tr("training.form.time_hints", cpu=preset.text("cpu_time_hint", here),
+                  gpu=preset.text("gpu_time_hint", here)))
+    if dataset_images is not None:
+        st.caption(plan_text(epoch_plan(preset.config, dataset_images)), help=tr("training.form.plan_help"))
+    table = changes_table(preset.config)
+    title = (tr("training.form.changes_title", n=len(table)) if len(table)
+             else tr("training.form.changes_title_none"))
+    with st.expander(title):
+        if len(table):
+            st.table(table, hide_index=True)
+        else:
+            st.caption(tr("training.form.no_changes"))
+        st.caption(tr("training.form.details", details=preset.text("description", here)))
+
+
+def models_table() -> pd.DataFrame:
+    """Every model's title and parameter count (counted on the built model)."""
+    return pd.DataFrame([(spec.text("title", lang()), f"{parameter_count(name):,}") for name, spec in MODELS.items()],
+                        columns=[tr("training.form.models_model"), tr("training.form.models_parameters")])
+
+
+def model_summary(name: str) -> None:
+    """The chosen model in plain words with its parameter count, and why a convolutional net sees
+    more than the MLP (what a convolution shares; every model's size; the model's layers as details)."""
+    spec, here = MODELS[name], lang()
+    st.caption(tr("training.form.model_line", parameters=parameter_count(name),
+                  description=spec.text("description", here)))
+    with st.expander(tr("training.form.why_cnn")):
+        st.markdown(tr("training.form.conv_shares", mlp=parameter_count("tutorial_mlp"),
+                       cnn=parameter_count("cpu_cnn")))
+        st.table(models_table(), hide_index=True)
+        st.caption(tr("training.form.details", details=spec.text("details", here)))

@@ -250,3 +250,6 @@ def test_settings_whose_switch_is_off_are_unused_and_not_listed_as_changes():
     assert {"augment", "epochs", "batch_size"} <= fast and "model" not in fast and "preset" not in fast
     cnn = {spec.name: new for spec, _, new in changes_from_tutorial(PRESETS["cpu_cnn"].config)}
     assert cnn["model"] == "cpu_cnn" and "ema_decay" not in cnn
+    # how often the loss is reported changes no weight: not a change to the recipe
+    assert PRESETS["cpu_cnn"].config.log_every != tutorial.log_every and "log_every" not in cnn
+    assert changes_from_tutorial(tutorial.replace(log_every=1, preset="x")) == []

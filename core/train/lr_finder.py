@@ -41,6 +41,7 @@ BETA = 0.98                # loss smoothing
 EXPLODE_FACTOR = 4.0       # stop once the smoothed loss exceeds this multiple of its minimum
 SKIP_START, SKIP_END = 10, 5
 MIN_FALL = 0.01            # no suggestion unless the smoothed loss fell by 1% somewhere
+# English, as the command line prints it; other languages translate it under core.lr_finder.rule.
 SUGGESTION_RULE = ("the rate where the smoothed loss falls fastest (steepest negative slope against "
                    "log10 of the rate) before its lowest point")
 

@@ -8,6 +8,8 @@ and returns logits of shape (N, 10).
     MODELS["gpu_cnn"]        an airbench94-style conv net (batch norm, GELU, max-pool groups)
 
     build_model(name) -> nn.Module
+    parameter_count(name) -> int             # counted on a built model
+    MODELS[name].text("description", lang)   # title, description (plain words), details (jargon)
 
 The conv nets share one family (`ConvGroupNet`): an optional 2x2 "patch whitening" conv, then
 groups of conv -> max-pool -> batch norm -> GELU -> conv -> batch norm -> GELU, a global max
@@ -17,12 +19,15 @@ once before training when the config asks for it).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from core import i18n
 
 NUM_CLASSES = 10
 
@@ -150,10 +155,22 @@ class ConvGroupNet(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A named model: its title, a plain description, the details (the jargon) and its builder.
+    `text(part, lang)` reads the words in another language (catalogue keys core.model.<name>.<part>)."""
+
     name: str
     title: str
-    description: str
+    description: str          # plain words: what the net does with an image, how well it does
+    details: str              # the layers, in the field's terms
     builder: Callable[[], nn.Module]
+
+    TEXT_PARTS = ("title", "description", "details")
+
+    def text(self, part: str, lang: str = i18n.DEFAULT_LANGUAGE) -> str:
+        """One of TEXT_PARTS in `lang`: MODELS["cpu_cnn"].text("title", "zh")."""
+        if part not in self.TEXT_PARTS:
+            raise ValueError(f"part must be one of {', '.join(self.TEXT_PARTS)}, got {part!r}")
+        return i18n.core_text(f"model.{self.name}.{part}", getattr(self, part), lang)
 
 
 def _tutorial_mlp() -> nn.Module:
@@ -173,22 +190,37 @@ def _gpu_cnn() -> nn.Module:
 MODELS: dict[str, ModelSpec] = {
     "tutorial_mlp": ModelSpec(
         "tutorial_mlp", "Tutorial MLP",
-        "The PyTorch CIFAR-10 tutorial's fully connected net: 3072 -> 1000 -> 500 -> 10 with ReLU "
-        "(about 3.6 M weights). Sees pixels as one long vector, so it cannot exploit that "
-        "neighbouring pixels belong together; tops out near 55-60% test accuracy.",
+        "The tutorial's network: the image flattened into one list of 3,072 numbers, each wired to all "
+        "1,000 units of the first layer. It cannot tell that neighbouring pixels belong together, and "
+        "what it learns about one spot of the image does not carry over to another; it tops out near "
+        "55-60% test accuracy.",
+        "Fully connected 3072 → 1000 → 500 → 10 with ReLU; the input is flattened in (C, H, W) order.",
         _tutorial_mlp),
     "cpu_cnn": ModelSpec(
         "cpu_cnn", "Small CNN (CPU)",
-        "A small convolutional net (patch-whitening stem, three conv groups of 16/64/128 channels, "
-        "batch norm, GELU, max pooling; about 0.2 M weights), sized to train to 85%+ in under five "
-        "minutes on two CPU cores.",
+        "A small convolutional network: little filters slide over the image and look at neighbouring "
+        "pixels together, layer after layer (edges, then parts, then objects). Trains to 85%+ in about "
+        "five minutes on two CPU cores.",
+        "Patch-whitening stem (2x2), three conv groups of 16/64/128 channels (3x3 conv, max pooling, "
+        "batch norm, GELU), global max pooling, a linear head.",
         _cpu_cnn),
     "gpu_cnn": ModelSpec(
         "gpu_cnn", "Speed-run CNN (GPU)",
-        "An airbench94-style net (patch-whitening stem, conv groups of 64/256/256 channels, batch "
-        "norm, GELU, max pooling) that reaches about 94% in seconds on a modern GPU.",
+        "The same kind of network, much wider, for a graphics card: airbench94's design, which reaches "
+        "about 94% in seconds on a modern GPU; far too slow for a CPU.",
+        "airbench94-style: patch-whitening stem, conv groups of 64/256/256 channels (3x3 conv, max "
+        "pooling, batch norm, GELU), global max pooling, a linear head.",
         _gpu_cnn),
 }
+
+
+@functools.cache
+def parameter_count(name: str) -> int:
+    """How many numbers the model learns or holds: sum(p.numel()) over build_model(name)'s
+    parameters (frozen ones included), counted on a freshly built model (the caller's random
+    state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        return sum(p.numel() for p in build_model(name).parameters())
 
 
 def build_model(name: str) -> nn.Module:
