@@ -63,5 +63,5 @@ def test_scrubber_and_saliency_maps(run_with_history, app_server, page, screensh
     expect(captions.filter(has_text="true class:")).to_have_count(1, timeout=SLOW)
     page.wait_for_function("""() => Array.from(document.querySelectorAll('[role=dialog] [data-testid=stImage] img'))
         .every(img => img.complete && img.naturalWidth > 0)""", timeout=SLOW)
-    page.wait_for_timeout(500)
+    dialog.element_handle().wait_for_element_state("stable")   # no longer growing with the maps
     page.screenshot(path=str(screenshot_dir / "inside_saliency.png"))

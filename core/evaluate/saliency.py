@@ -178,8 +178,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, scale: in
 
 
 HOW_TO_READ = (
-    "Bright areas are where a change in the pixels would most change the score of that class. "
-    "Conv nets: Grad-CAM weights each channel of a conv group by how much it raises the class and "
-    "adds the channels up; the last group sees a 3x3 grid, so the map is blurry. The MLP: gradient x "
-    "input, pixel by pixel. A map shows what the score is sensitive to, not why: it cannot tell "
-    "whether the model 'understands' the object, and two classes can light up the same place.")
+    "Bright pixels are those whose change would move this class's score the most. That is what the score is "
+    "sensitive to, not what the model \"sees\" or why it decided: two classes can light up the same place. "
+    "Conv nets: Grad-CAM weights each channel of a conv group by how much it raises the class and adds the "
+    "channels up; the last group sees a 3x3 grid, so the map is blurry. The MLP: gradient x input, pixel by pixel.")

@@ -7,7 +7,8 @@ BICUBIC filter (Pillow widens the filter when shrinking, so this is anti-aliased
 
 ``predict_image(model, data)`` then runs that image through the same inference as the test split
 (``core.evaluate.predictions.infer_logits``: the training normalisation, the run's TTA) and returns
-its top-k classes. Problems with the file raise ValueError with a message meant for the user.
+its top-k classes. Problems with the file raise UploadError (a ValueError) with a message meant for the user,
+in English (str) or another language (its text(lang)).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from torch import nn
 
 from core.evaluate.metrics import top_k
 from core.evaluate.predictions import LoadedModel, as_loaded, infer_logits
+from core.i18n import DEFAULT_LANGUAGE, core_text
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024        # 5 MB as Streamlit counts them (maxUploadSize 5 in .streamlit/config.toml)
 # The model sees 32x32 pixels, so nothing needs more than a phone photo: 4096 x 3072 (12.6 MP). A
@@ -35,15 +37,33 @@ IMAGE_SIZE = 32
 RESAMPLE_FILTER = "BICUBIC"               # PIL.Image.Resampling member used for the 32x32 resize
 
 
-def limit_text(max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+def limit_text(max_bytes: int = MAX_UPLOAD_BYTES, lang: str = DEFAULT_LANGUAGE) -> str:
     """'5 MB (5,242,880 bytes)': the size limit as the page and the messages state it."""
-    return f"{max_bytes / 2**20:g} MB ({max_bytes:,} bytes)"
+    return core_text("evaluate.upload.limit", "{mb:g} MB ({size:,} bytes)", lang, mb=max_bytes / 2**20,
+                     size=max_bytes)
 
 
-def limits_text() -> str:
+def limits_text(lang: str = DEFAULT_LANGUAGE) -> str:
     """Everything an upload must satisfy, in one line for the page."""
-    return (f"PNG or JPEG, at most {limit_text()} and {MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels "
-            f"({4096}x{3072}); the model sees a 32x32 centre crop.")
+    return core_text("evaluate.upload.limits",
+                     "PNG or JPEG, at most {limit} and {mp:.1f} megapixels ({w}x{h}); the model sees a 32x32 "
+                     "centre crop.", lang, limit=limit_text(lang=lang), mp=MAX_UPLOAD_PIXELS / 1e6, w=4096, h=3072)
+
+
+# what can be wrong with an upload: UploadError.kind, its message's key "evaluate.upload.<kind>"
+UPLOAD_ERROR_KINDS = ("empty", "too_big", "not_image", "bomb", "unreadable", "too_many_pixels", "undecodable")
+
+
+class UploadError(ValueError):
+    """A file that cannot be used, with a message meant for the user: its English (str(error)) and,
+    through `text(lang)`, any language (the template's key is "evaluate.upload.<kind>")."""
+
+    def __init__(self, kind: str, template: str, **values):
+        self.kind, self.template, self.values = kind, template, values
+        super().__init__(template.format(**values))
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        return core_text(f"evaluate.upload.{self.kind}", self.template, lang, **self.values)
 
 
 @dataclass(frozen=True)
@@ -64,25 +84,27 @@ def image_from_bytes(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES,
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if data is None or len(data) == 0:
-        raise ValueError("The file is empty. Upload a PNG or JPEG image.")
+        raise UploadError("empty", "The file is empty. Upload a PNG or JPEG image.")
     if len(data) > max_bytes:
-        raise ValueError(f"The file is {len(data):,} bytes; images up to {limit_text(max_bytes)} are accepted.")
+        raise UploadError("too_big", "The file is {size:,} bytes; images up to {mb:g} MB ({limit:,} bytes) are "
+                          "accepted.", size=len(data), mb=max_bytes / 2**20, limit=max_bytes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS))
         except UnidentifiedImageError:
-            raise ValueError("This file is not a PNG or JPEG image.") from None
+            raise UploadError("not_image", "This file is not a PNG or JPEG image.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(f"The image has too many pixels; at most {max_pixels / 1e6:.1f} megapixels are "
-                             "accepted.") from None
+            raise UploadError("bomb", "The image has too many pixels; at most {mp:.1f} megapixels are accepted.",
+                              mp=max_pixels / 1e6) from None
         except Exception as exc:  # truncated headers and the like
-            raise ValueError(f"The image could not be read ({exc}).") from None
+            raise UploadError("unreadable", "The image could not be read ({why}).", why=exc) from None
         width, height = img.size
         fmt = img.format or "?"
         if width * height > max_pixels:
-            raise ValueError(f"The image is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
-                             f"at most {max_pixels / 1e6:.1f} megapixels are accepted (the model sees 32x32).")
+            raise UploadError("too_many_pixels", "The image is {w}x{h} pixels ({mp:.1f} megapixels); at most "
+                              "{most:.1f} megapixels are accepted (the model sees 32x32).",
+                              w=width, h=height, mp=width * height / 1e6, most=max_pixels / 1e6)
         try:
             if fmt == "JPEG":  # let the decoder scale down by 1/2, 1/4 or 1/8: far less memory and time
                 img.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
@@ -94,7 +116,7 @@ def image_from_bytes(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES,
                 img = Image.alpha_composite(background, rgba)
             img = img.convert("RGB")
         except Exception as exc:  # truncated or corrupt pixel data
-            raise ValueError(f"The image could not be decoded ({exc}).") from None
+            raise UploadError("undecodable", "The image could not be decoded ({why}).", why=exc) from None
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2

@@ -10,12 +10,14 @@ from pathlib import Path
 import streamlit as st
 
 from core.evaluate import history as hist
+from dashboard.evaluation.loading import shown_names
 from dashboard.figures import evaluation as figs
+from dashboard.lang import lang, tr
 
-EXPLAIN = ("After every epoch the trainer keeps each test image's predicted class and confidence. Move the "
-           "slider to see the test accuracy, the per-class accuracy and the confusion matrix as they were at "
-           "that epoch. The heatmap shows every class's accuracy over all epochs at once: a row that gets "
-           "brighter is a class being learned; one that darkens again is being forgotten.")
+
+def explain() -> str:
+    """What the section shows and how to read it, in the session's language."""
+    return tr("evaluation.history.explain")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -44,45 +46,55 @@ def _scrubber_value(history: hist.PredictionHistory, prefix: str) -> int:
     return latest
 
 
+def _chart(where, fig, key: str, caption: str) -> None:
+    """A chart with its one-line reading guide under it."""
+    where.plotly_chart(fig, key=key)
+    where.caption(caption)
+
+
 def draw_history(history: hist.PredictionHistory, classes: tuple[str, ...], prefix: str, *,
                  synthetic: bool = False, narrow: bool = False) -> None:
     """The scrubber and what it drives (accuracy, per class, confusion at that epoch) and the class x
     epoch heatmap; `prefix` keeps the widget keys of two places apart. `narrow` (a page column about
     500 px wide, e.g. the Training page's): the charts one under another instead of side by side."""
     epochs = [int(e) for e in history.epochs]
+    names = shown_names(tuple(classes))
     _scrubber_value(history, prefix)
     if len(epochs) > 1:
-        epoch = st.select_slider("Epoch", options=epochs, key=f"{prefix}_epoch",
-                                 help="The state of the predictions after this epoch's test evaluation.")
+        epoch = st.select_slider(tr("evaluation.history.epoch"), options=epochs, key=f"{prefix}_epoch",
+                                 help=tr("evaluation.history.epoch_help"))
     else:
         epoch = epochs[0]
-        st.caption(f"One epoch recorded so far (epoch {epoch}); the slider appears after the next one.")
+        st.caption(tr("evaluation.history.one_epoch", epoch=epoch))
     index = epochs.index(epoch)
     summary = hist.epoch_summary(history, index, classes)
     overall = hist.overall_over_epochs(history)
     cols = st.columns(3)
-    cols[0].metric("Test accuracy at this epoch", f"{summary.accuracy:.1%}",
-                   delta=f"{100 * (overall[index] - overall[index - 1]):+.1f} pts" if index else None)
-    cols[1].metric("Epochs recorded", f"{len(epochs)}")
-    cols[2].metric("Test images", f"{history.num_images:,}")
+    change = tr("evaluation.history.delta", pts=100 * (overall[index] - overall[index - 1])) if index else None
+    cols[0].metric(tr("evaluation.history.accuracy"), f"{summary.accuracy:.1%}", delta=change)
+    cols[1].metric(tr("evaluation.history.epochs"), f"{len(epochs)}")
+    cols[2].metric(tr("evaluation.history.images"), f"{history.num_images:,}")
     per_class = hist.per_class_over_epochs(history, len(classes))
+
     def pair():
         return (st.container(), st.container()) if narrow else st.columns([3, 2])
 
+    language = lang()
     left, right = pair()
-    left.plotly_chart(figs.per_class_over_epochs(classes, epochs, per_class, epoch), key=f"{prefix}_per_class")
-    right.plotly_chart(figs.per_class_accuracy_bar(classes, summary.per_class_accuracy, summary.accuracy,
-                                                   summary.support), key=f"{prefix}_bar")
+    _chart(left, figs.per_class_over_epochs(names, epochs, per_class, epoch, lang=language), f"{prefix}_per_class",
+           tr("evaluation.history.heatmap_caption"))
+    _chart(right, figs.per_class_accuracy_bar(names, summary.per_class_accuracy, summary.accuracy, summary.support,
+                                              lang=language), f"{prefix}_bar",
+           tr("evaluation.history.bar_caption", epoch=epoch))
     left, right = pair()
-    confusion = figs.confusion_heatmap(summary.confusion, summary.confusion_normalized, classes)
-    confusion.update_layout(title=f"Confusion matrix at epoch {epoch} (image counts)", height=520)
-    left.plotly_chart(confusion, key=f"{prefix}_confusion")
+    confusion = figs.confusion_heatmap(summary.confusion, summary.confusion_normalized, names, lang=language)
+    confusion.update_layout(title=tr("evaluation.history.confusion_title", epoch=epoch), height=520)
+    _chart(left, confusion, f"{prefix}_confusion", tr("evaluation.confusion.caption_counts"))
     forgotten = hist.forgotten_per_class(history, len(classes))
-    right.plotly_chart(figs.forgotten_bar(classes, forgotten, summary.support), key=f"{prefix}_forgotten")
-    right.caption("Forgotten: correct after one epoch, wrong after the next, at least once (over all recorded "
-                  "epochs). Many forgotten images in a class mean the model keeps changing its mind about it.")
+    _chart(right, figs.forgotten_bar(names, forgotten, summary.support, lang=language), f"{prefix}_forgotten",
+           tr("evaluation.history.forgotten_caption"))
     if synthetic:
-        st.caption("Synthetic demo set: procedural shapes and textures drawn by the app, not CIFAR-10.")
+        st.caption(tr("evaluation.history.synthetic"))
 
 
 @st.fragment
@@ -95,15 +107,14 @@ def _scrubbed(run_dir: str, classes: tuple[str, ...], prefix: str, synthetic: bo
 def history_section(run_dir: str | os.PathLike, classes: tuple[str, ...], prefix: str, *,
                     synthetic: bool = False) -> hist.PredictionHistory | None:
     """The Evaluation page's section; returns the history (None, after saying so, when there is none)."""
-    st.subheader("Epoch by epoch")
+    st.subheader(tr("evaluation.history.title"))
     history = read_history(run_dir)
     if history is None:
-        st.info("This run has no prediction history: it was trained before the history was recorded, or "
-                "has not finished an epoch yet. Runs started from the Training page record every epoch.")
+        st.info(tr("evaluation.history.none"))
         return None
     if history.num_images and int(history.labels.max()) >= len(classes):
-        st.warning("This run's prediction history does not match its dataset's classes; it is not shown.")
+        st.warning(tr("evaluation.history.mismatch"))
         return None
-    st.caption(EXPLAIN)
+    st.caption(explain())
     _scrubbed(str(run_dir), tuple(classes), prefix, synthetic)
     return history

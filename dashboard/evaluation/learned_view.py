@@ -12,18 +12,19 @@ import streamlit as st
 
 from core.evaluate import learned
 from dashboard.evaluation import loading
-from dashboard.evaluation.keys import (ACTIVATION_IMAGE_KEY, ACTIVATION_TOP_KEY, LEARNED_SHOW_KEY, PATTERN_ASKED_KEY, PATTERN_BUTTON_KEY,
-                                       PATTERN_CHART_KEY, PATTERN_STEPS_KEY, UNIT_CLASS_KEY, UNIT_COUNT_KEY,
-                                       UNIT_ORDER_KEY, VARIANCE_CHART_KEY)
+from dashboard.evaluation.keys import (ACTIVATION_IMAGE_KEY, ACTIVATION_TOP_KEY, LEARNED_SHOW_KEY, PATTERN_ASKED_KEY,
+                                       PATTERN_BUTTON_KEY, PATTERN_CHART_KEY, PATTERN_STEPS_KEY, UNIT_CLASS_KEY,
+                                       UNIT_COUNT_KEY, UNIT_ORDER_KEY, VARIANCE_CHART_KEY)
+from dashboard.evaluation.loading import shown_names
 from dashboard.figures import learned as figs, pixelated
+from dashboard.lang import core_text, lang, tr
 
 UNIT_COUNTS = (100, 200, 500, 1000)
 TOP_UNITS = 10
 GRID_COLUMNS = 25
 PATTERN_SCALE = 4
 PATTERNS_PER_ROW = 5
-INTRO = ("What the trained weights themselves look like, without any test image: the first layer's weights drawn "
-         "as pictures, and for each class the input its score rises most for.")
+TILES_PER_ROW = 8        # activation tiles of 64 px: eight fit a row at 1280 px
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -63,10 +64,11 @@ def _patterns(path: str, key: str, classes: tuple[str, ...], steps: int) -> lear
         return found
     store, lock = _pattern_store()
     ref = (path, key, steps)
-    bar = st.progress(0.0, text=f"Gradient ascent for {len(classes)} classes… step 0 / {steps}")
+    bar = st.progress(0.0, text=tr("evaluation.learned.ascent_start", n=len(classes), steps=steps))
     result = learned.class_patterns(
         loading.load_model(path, key), len(classes), steps=steps,
-        progress=lambda done, total: bar.progress(done / total, text=f"Gradient ascent… step {done} / {total}"))
+        progress=lambda done, total: bar.progress(done / total,
+                                                  text=tr("evaluation.learned.ascent_step", done=done, total=total)))
     bar.empty()
     for array in (result.pictures, result.inputs, result.scores, result.probs):
         array.setflags(write=False)
@@ -77,125 +79,129 @@ def _patterns(path: str, key: str, classes: tuple[str, ...], steps: int) -> lear
     return result
 
 
-def _unit_grid(path: str, key: str, classes: tuple[str, ...]) -> None:
+def _learned(name: str) -> str:
+    """A reading guide written in core.evaluate.learned (HOW_TO_READ_<NAME>), translated."""
+    return core_text(f"evaluate.learned.{name.lower()}", getattr(learned, f"HOW_TO_READ_{name}"))
+
+
+def _unit_grid(path: str, key: str, names: tuple[str, ...]) -> None:
     units = _units(path, key)
-    st.markdown(f"**The first layer's {units.units:,} units**")
-    st.caption(learned.HOW_TO_READ_UNITS)
+    st.markdown(tr("evaluation.learned.units_title", n=units.units))
+    st.caption(_learned("UNITS"))
     c = st.columns([3, 2, 2])
-    by = c[0].radio("Order", list(learned.UNIT_ORDERS), format_func=learned.UNIT_ORDERS.get, key=UNIT_ORDER_KEY,
+    orders = {o: core_text(f"evaluate.learned.order.{o}", text) for o, text in learned.UNIT_ORDERS.items()}
+    by = c[0].radio(tr("evaluation.learned.order"), list(orders), format_func=orders.get, key=UNIT_ORDER_KEY,
                     horizontal=True)
-    target = c[1].selectbox("Class", range(len(classes)), format_func=classes.__getitem__, key=UNIT_CLASS_KEY,
-                            disabled=by != "drive", help="Used when ordering by drive.")
-    count = c[2].select_slider("Units shown", UNIT_COUNTS, value=200, key=UNIT_COUNT_KEY)
+    target = c[1].selectbox(tr("evaluation.learned.class"), range(len(names)), format_func=names.__getitem__,
+                            key=UNIT_CLASS_KEY, disabled=by != "drive", help=tr("evaluation.learned.class_help"))
+    count = c[2].select_slider(tr("evaluation.learned.units_shown"), UNIT_COUNTS, value=200, key=UNIT_COUNT_KEY)
     order = learned.unit_order(units, by, target if by == "drive" else None)
     if by == "drive":
-        st.caption(f"Drive of a unit towards **{classes[target]}**: fc3 · fc2, the weight of the path from that "
-                   "unit to the class's score through the two later layers, as if every unit of the second layer "
-                   "were active (for a given image its ReLU switches some off, so this is an approximation). "
-                   "The units that raise the class most come first.")
+        st.caption(tr("evaluation.learned.drive_caption", name=names[target]))
     else:
-        st.caption("Largest weight vector first (its length, ||w||): the units that react most strongly to any "
-                   "change of the pixels.")
+        st.caption(tr("evaluation.learned.norm_caption"))
     cols = st.columns(TOP_UNITS)
     for col, i in zip(cols, order[:TOP_UNITS]):
-        col.image(pixelated(figs.to_uint8(units.pictures[i]), 3), width=96,
-                  caption=f"unit {i} · norm {units.norms[i]:.2f} · drive {units.drive[target, i]:+.3f}"
-                  if by == "drive" else f"unit {i} · norm {units.norms[i]:.2f}")
+        col.image(pixelated(figs.to_uint8(units.pictures[i]), 2), width=64,   # ten fit a row at 1280 px
+                  caption=tr("evaluation.learned.unit_drive", i=i, norm=units.norms[i], drive=units.drive[target, i])
+                  if by == "drive" else tr("evaluation.learned.unit", i=i, norm=units.norms[i]))
     shown = order[:count]
     st.image(figs.mosaic(units.pictures[shown], GRID_COLUMNS, scale=2),
-             caption=f"The first {len(shown):,} units in this order, left to right, top to bottom "
-                     f"({GRID_COLUMNS} per row).")
+             caption=tr("evaluation.learned.mosaic", n=len(shown), per_row=GRID_COLUMNS))
 
 
-def _class_patterns(path: str, key: str, classes: tuple[str, ...], synthetic: bool, conv: bool) -> None:
-    st.markdown("**The pattern each class's score rises most for**")
-    st.caption(learned.HOW_TO_READ_PATTERNS + (" " + learned.HOW_TO_READ_CONV_PATTERNS if conv else ""))
-    steps = st.select_slider("Ascent steps", (10, 20, 40, 80), value=learned.ASCENT_STEPS, key=PATTERN_STEPS_KEY,
-                             help="Each step moves the pixels a little (by 0.05 on average, in the normalised "
-                                  "units the model sees) up the class score's gradient.")
+def _class_patterns(path: str, key: str, names: tuple[str, ...], synthetic: bool, conv: bool) -> None:
+    st.markdown(tr("evaluation.learned.patterns_title"))
+    st.caption(_learned("PATTERNS") + (" " + _learned("CONV_PATTERNS") if conv else ""))
+    steps = st.select_slider(tr("evaluation.learned.steps"), (10, 20, 40, 80), value=learned.ASCENT_STEPS,
+                             key=PATTERN_STEPS_KEY, help=tr("evaluation.learned.steps_help"))
     asked = st.session_state.get(PATTERN_ASKED_KEY) == (path, key)     # then a new step count recomputes at once
     if not asked and _stored_patterns(path, key, steps) is None:
         slot = st.empty()
-        if not slot.button("Find each class's pattern", key=PATTERN_BUTTON_KEY,
-                           help=f"{steps} gradient-ascent steps for all {len(classes)} classes at once: about a second "
-                                "for the MLP and a few for a conv net on a quiet CPU, much longer while training "
-                                "runs alongside; afterwards it is kept for this checkpoint."):
+        if not slot.button(tr("evaluation.learned.find_patterns"), key=PATTERN_BUTTON_KEY,
+                           help=tr("evaluation.learned.find_help", steps=steps, n=len(names))):
             return
         slot.empty()
         st.session_state[PATTERN_ASKED_KEY] = (path, key)
-    result = _patterns(path, key, classes, steps)
-    for start in range(0, len(classes), PATTERNS_PER_ROW):
+    result = _patterns(path, key, names, steps)
+    for start in range(0, len(names), PATTERNS_PER_ROW):
         cols = st.columns(PATTERNS_PER_ROW)
-        for c, col in zip(range(start, min(start + PATTERNS_PER_ROW, len(classes))), cols):
+        for c, col in zip(range(start, min(start + PATTERNS_PER_ROW, len(names))), cols):
             col.image(pixelated(figs.to_uint8(result.pictures[c]), PATTERN_SCALE), width=32 * PATTERN_SCALE,
-                      caption=f"{classes[c]}: score {result.scores[0, c]:.2f} to {result.best_scores[c]:.2f} "
-                              f"(p = {result.probs[c]:.0%})")
-    with st.expander("The ascent, step by step"):
-        st.plotly_chart(figs.ascent_chart(result.scores, classes), key=PATTERN_CHART_KEY)
-    st.caption(f"{steps} steps from a grey image (every pixel 0.5); the image kept is the step with the highest "
-               "score. p is the softmax probability of the class on its own pattern." + (" The model was trained on the **synthetic** demo set, so these are "
-                                     "patterns of its procedural images, not of CIFAR-10." if synthetic else ""))
+                      caption=tr("evaluation.learned.pattern", name=names[c], start=result.scores[0, c],
+                                 end=result.best_scores[c], p=result.probs[c]))
+    st.caption(tr("evaluation.learned.patterns_caption", steps=steps)
+               + (tr("evaluation.learned.patterns_synthetic") if synthetic else ""))
+    with st.expander(tr("evaluation.learned.ascent_expander")):
+        st.plotly_chart(figs.ascent_chart(result.scores, names, lang=lang()), key=PATTERN_CHART_KEY)
+        st.caption(tr("evaluation.learned.ascent_caption"))
 
 
 def _stem_filters(path: str, key: str) -> None:
     stem = _filters(path, key)
     n, _, k, _ = stem.weights.shape
-    st.markdown(f"**The first layer's {n} filters ({k}x{k} pixels each)**")
-    st.caption(learned.HOW_TO_READ_FILTERS + (" " + learned.HOW_TO_READ_WHITENING if stem.kind == "whitening" else
-                                             " These filters were learned during training."))
+    st.markdown(tr("evaluation.learned.filters_title", n=n, k=k))
+    whitening = stem.kind == "whitening"
+    st.caption(_learned("FILTERS") + " "
+               + (_learned("WHITENING") if whitening else tr("evaluation.learned.filters_learned")))
     scale = max(1, 48 // k)
-    per_row = n // 2 if stem.kind == "whitening" else min(n, 16)
+    per_row = n // 2 if whitening else min(n, 12)   # 48 px pictures: twelve fit a row at 1280 px
     for start in range(0, n, per_row):
         cols = st.columns(per_row)
         for col, i in zip(cols, range(start, min(n, start + per_row))):
-            if stem.kind == "whitening":
-                half = n // 2
-                label = f"#{i + 1}" if i < half else f"−#{i - half + 1}"
-            else:
-                label = f"#{i + 1}"
+            half = n // 2
+            label = f"−#{i - half + 1}" if whitening and i >= half else f"#{i + 1}"
             col.image(pixelated(figs.to_uint8(stem.pictures[i]), scale), width=k * scale, caption=label)
-    if stem.kind == "whitening":
-        st.caption("First row: filters #1-#12, largest patch variance first (the chart); second row: the same "
-                   "filters negated.")
-        st.plotly_chart(figs.variance_bar(stem.variances[:n // 2]), key=VARIANCE_CHART_KEY)
+    if whitening:
+        st.caption(tr("evaluation.learned.whitening_rows", n=n // 2))
+        st.plotly_chart(figs.variance_bar(stem.variances[:n // 2], lang=lang()), key=VARIANCE_CHART_KEY)
+        st.caption(tr("evaluation.learned.variance_caption"))
 
 
 def _activation_maps(path: str, key: str, images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                     classes: tuple[str, ...]) -> None:
-    st.markdown("**Activation maps of one test image**")
-    st.caption(learned.HOW_TO_READ_ACTIVATIONS)
+                     names: tuple[str, ...]) -> None:
+    st.markdown(tr("evaluation.learned.activations_title"))
+    st.caption(_learned("ACTIVATIONS"))
     c = st.columns([1, 1, 3])
-    index = int(c[0].number_input("Test image #", 0, len(images) - 1, 0, key=ACTIVATION_IMAGE_KEY))
-    top = int(c[1].select_slider("Channels per group", (4, 8, 12, 16), value=8, key=ACTIVATION_TOP_KEY))
+    index = int(c[0].number_input(tr("evaluation.learned.image"), 0, len(images) - 1, 0, key=ACTIVATION_IMAGE_KEY))
+    top = int(c[1].select_slider(tr("evaluation.learned.channels"), (4, 8, 12, 16), value=8, key=ACTIVATION_TOP_KEY))
     image = images[index]
     result = _activations(path, key, index, image)
     right = predicted[index] == labels[index]
     c[2].image(pixelated(image, 3), width=96,
-               caption=f"#{index}: {classes[labels[index]]}, predicted {classes[predicted[index]]}"
-                       + ("" if right else " (wrong)"))
+               caption=tr("evaluation.learned.activation_image" if right else "evaluation.learned.activation_wrong",
+                          i=index, true=names[labels[index]], predicted=names[predicted[index]]))
     for group in result.groups:
         channels = group.top(top)
         tiles, vmax = figs.activation_tiles(group.maps[channels])
         count, h, w = group.maps.shape
-        st.caption(f"**{group.name}**: {count} channels of {h}x{w}; the {len(channels)} most active shown "
-                   f"(colour scale 0 to {vmax:.2f}, dark blue to yellow)")
-        cols = st.columns(16)
-        for col, ch, tile in zip(cols, channels, tiles):
-            col.image(tile, width=64, caption=f"ch {ch} · {group.mean[ch]:.2f}")
+        st.caption(tr("evaluation.learned.group", name=_group_name(group.name), count=count, h=h, w=w,
+                      shown=len(channels), vmax=vmax))
+        for start in range(0, len(channels), TILES_PER_ROW):
+            cols = st.columns(TILES_PER_ROW)
+            for col, ch, tile in zip(cols, channels[start:], tiles[start:start + TILES_PER_ROW]):
+                col.image(tile, width=64, caption=tr("evaluation.learned.channel", ch=ch, mean=group.mean[ch]))
+
+
+def _group_name(name: str) -> str:
+    """'stem' or 'group 2' (core.evaluate.learned.activation_maps) as the captions name it."""
+    if name == "stem":
+        return tr("evaluation.learned.stem")
+    return tr("evaluation.learned.group_n", n=name.removeprefix("group "))
 
 
 def learned_section(checkpoint: str, key: str, images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
                     classes: tuple[str, ...], synthetic: bool) -> None:
     """The section of the Evaluation page for one checkpoint version (`key`)."""
-    st.subheader("What the model has learned")
-    st.caption(INTRO + (" Trained on the **synthetic** demo set." if synthetic else ""))
-    if not st.toggle("Show what the model has learned", key=LEARNED_SHOW_KEY,
-                     help="Off by default: the pictures make every rerun of this page heavier."):
+    st.subheader(tr("evaluation.learned.title"))
+    st.caption(tr("evaluation.learned.intro") + (tr("evaluation.learned.intro_synthetic") if synthetic else ""))
+    if not st.toggle(tr("evaluation.learned.show"), key=LEARNED_SHOW_KEY, help=tr("evaluation.learned.show_help")):
         return
+    names = shown_names(classes)
     conv = learned.is_conv_net(loading.load_model(checkpoint, key).model)
     if conv:
         _stem_filters(checkpoint, key)
-        _activation_maps(checkpoint, key, images, labels, predicted, classes)
+        _activation_maps(checkpoint, key, images, labels, predicted, names)
     else:
-        _unit_grid(checkpoint, key, classes)
-    _class_patterns(checkpoint, key, classes, synthetic, conv)
+        _unit_grid(checkpoint, key, names)
+    _class_patterns(checkpoint, key, names, synthetic, conv)

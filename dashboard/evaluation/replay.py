@@ -7,21 +7,22 @@ import streamlit as st
 from core import evaluate
 from dashboard.evaluation import loading
 from dashboard.evaluation.keys import REPLAY_KEY
+from dashboard.lang import tr
 
 REPLAY_IMAGES = 1000
 
 
 def numpy_replay_check(checkpoint: str, key: str, images: np.ndarray, labels: np.ndarray) -> None:
     """An expander with a button; the replay compares numpy with PyTorch in float32 and float64."""
-    with st.expander("Check: replay this MLP in numpy"):
-        st.caption("Loads fc1/fc2/fc3 into the hand-written numpy network (core/numpy_net.py) and compares it with "
-                   f"PyTorch on the first {REPLAY_IMAGES:,} test images.")
-        if not st.button("Run the replay", key=REPLAY_KEY):
+    with st.expander(tr("evaluation.replay.title")):
+        st.caption(tr("evaluation.replay.intro", n=REPLAY_IMAGES))
+        if not st.button(tr("evaluation.replay.run"), key=REPLAY_KEY):
             return
         loaded = loading.load_model(checkpoint, key)
         for dtype in ("float32", "float64"):
             r = evaluate.numpy_replay(loaded, images[:REPLAY_IMAGES], labels[:REPLAY_IMAGES], dtype=dtype)
             accuracy = ("" if r.torch_accuracy is None else
-                        f"; accuracy {r.torch_accuracy:.1%} (PyTorch), {r.numpy_accuracy:.1%} (numpy)")
-            st.write(f"**{r.dtype}**: identical predicted class for {r.agreement:.2%} of {r.n:,} images; "
-                     f"largest logit difference {r.max_abs_logit_diff:.2e}{accuracy}")
+                        tr("evaluation.replay.accuracy", torch=r.torch_accuracy, numpy=r.numpy_accuracy))
+            st.write(tr("evaluation.replay.result", dtype=r.dtype, agreement=r.agreement, n=r.n,
+                        diff=r.max_abs_logit_diff, accuracy=accuracy))
+        st.caption(tr("evaluation.replay.how_to_read"))

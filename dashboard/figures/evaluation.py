@@ -1,6 +1,7 @@
 """Figures for the Evaluation page: plain functions that take numbers and return plotly figures.
 
-No Streamlit here, so each builder can be tested (and reused) on its own.
+No Streamlit here, so each builder can be tested (and reused) on its own. Titles, axes, legends and
+hover text are in `lang` (core.i18n, keys under evaluation.fig); class names come as the page shows them.
 """
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from core import i18n
+from core.i18n import DEFAULT_LANGUAGE
+
 PRIMARY = "#2563eb"
 SECOND = "#f59e0b"
 MUTED = "#9ca3af"
 FONT = dict(size=13)
 MARGIN = dict(l=10, r=10, t=40, b=10)
+CLASS_TICKS = -45   # class names on an x axis: steep enough not to overlap when long ("automobile (汽车)")
 
 
 def per_class_accuracy_bar(classes: Sequence[str], accuracy: Sequence[float], overall: float,
-                           support: Sequence[int] | None = None) -> go.Figure:
+                           support: Sequence[int] | None = None, *, lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Bars of per-class test accuracy, best class first, with the overall accuracy as a line."""
     acc = np.asarray(accuracy, dtype=float)
     order = np.lexsort((np.arange(len(acc)), -acc))
@@ -25,17 +30,21 @@ def per_class_accuracy_bar(classes: Sequence[str], accuracy: Sequence[float], ov
     custom = [int(support[i]) if support is not None else 0 for i in order]
     fig = go.Figure(go.Bar(
         x=names, y=acc[order], marker_color=PRIMARY, text=[f"{a:.0%}" for a in acc[order]],
-        textposition="outside", cliponaxis=False, customdata=custom, name="per-class accuracy",
-        hovertemplate="%{x}: %{y:.1%} of %{customdata} test images<extra></extra>"))
+        textposition="outside", cliponaxis=False, customdata=custom, name=i18n.t("evaluation.fig.per_class_name", lang),
+        hovertemplate=i18n.t("evaluation.fig.per_class_hover", lang, x="%{x}", y="%{y:.1%}", n="%{customdata}")
+        + "<extra></extra>"))
     fig.add_hline(y=overall, line_dash="dash", line_color="#374151")
-    fig.update_layout(title=f"Test accuracy per class (dashed line: overall {overall:.1%})", yaxis=dict(title="Accuracy", tickformat=".0%", range=[0, 1.08]),
-                      xaxis=dict(title="Class", categoryorder="array", categoryarray=names),
-                      height=380, margin=MARGIN, font=FONT, showlegend=False)
+    fig.update_layout(title=i18n.t("evaluation.fig.per_class_title", lang, overall=overall),
+                      yaxis=dict(title=i18n.t("evaluation.fig.accuracy", lang), tickformat=".0%", range=[0, 1.08]),
+                      xaxis=dict(title=i18n.t("evaluation.fig.class", lang), categoryorder="array",
+                                 categoryarray=names, tickangle=CLASS_TICKS),
+                      height=380, margin=dict(MARGIN, t=60), font=FONT, showlegend=False)   # a two-line title
     return fig
 
 
 def confusion_heatmap(confusion: np.ndarray, shares: np.ndarray, classes: Sequence[str], *,
-                      normalized: bool = False, selected: tuple[int, int] | None = None) -> go.Figure:
+                      normalized: bool = False, selected: tuple[int, int] | None = None,
+                      lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Confusion matrix (rows = true class, columns = predicted class) as an annotated heatmap.
 
     `confusion` holds the counts, `shares` the row-normalised matrix (each count over its row's
@@ -53,7 +62,7 @@ def confusion_heatmap(confusion: np.ndarray, shares: np.ndarray, classes: Sequen
     fig = go.Figure(go.Heatmap(
         z=z, x=names, y=names, colorscale="Blues", text=text, texttemplate="%{text}",
         textfont=dict(size=12), hoverinfo="skip", xgap=1, ygap=1,
-        colorbar=dict(title="share of row" if normalized else "images", tickformat=".0%" if normalized else None),
+        showscale=False,    # every cell writes its number: the colour scale would only take room from the cells
         zmin=0, zmax=1 if normalized else max(1, int(cm.max()))))
     cells = [(t, p) for t in range(n) for p in range(n) if t != p]
     fig.add_trace(go.Scatter(
@@ -61,22 +70,25 @@ def confusion_heatmap(confusion: np.ndarray, shares: np.ndarray, classes: Sequen
         marker=dict(symbol="square", size=34, color=SECOND, opacity=0),
         selected=dict(marker=dict(opacity=0.35)), unselected=dict(marker=dict(opacity=0)),
         customdata=[[t, p, int(cm[t, p]), frac[t, p]] for t, p in cells], name="cells", showlegend=False,
-        hovertemplate="True: %{y}<br>Predicted: %{x}<br>%{customdata[2]} images (%{customdata[3]:.1%} of the row)"
-                      "<br>Click to see them<extra></extra>"))
+        hovertemplate=i18n.t("evaluation.fig.cell_hover", lang, true="%{y}", predicted="%{x}", n="%{customdata[2]}",
+                        share="%{customdata[3]:.1%}") + "<extra></extra>"))
     if selected is not None:
         t, p = selected
         fig.add_shape(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,
                       line=dict(color=SECOND, width=3))
     fig.update_layout(
-        title="Confusion matrix" + (" (each row sums to 100%)" if normalized else " (image counts)"),
-        xaxis=dict(title="Predicted class", side="bottom", tickangle=-30, tickfont=dict(size=13, color="#1f2937")),
-        yaxis=dict(title="True class", autorange="reversed", tickfont=dict(size=13, color="#1f2937")),
+        title=i18n.t("evaluation.fig.confusion_shares" if normalized else "evaluation.fig.confusion_counts", lang),
+        xaxis=dict(title=i18n.t("evaluation.fig.predicted_class", lang), side="bottom", tickangle=CLASS_TICKS,
+                   tickfont=dict(size=13, color="#1f2937")),
+        yaxis=dict(title=i18n.t("evaluation.fig.true_class", lang), autorange="reversed",
+                   tickfont=dict(size=13, color="#1f2937")),
         height=600, margin=dict(l=10, r=10, t=50, b=10), font=FONT, clickmode="event+select",
         dragmode=False)
     return fig
 
 
-def topk_bar(top: Sequence[tuple[int, str, float]], true_class: int | None = None) -> go.Figure:
+def topk_bar(top: Sequence[tuple[int, str, float]], true_class: int | None = None, *,
+             lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Horizontal bars of the k most probable classes, most probable on top; the true class in orange."""
     names = [name for _, name, _ in top][::-1]
     probs = [p for _, _, p in top][::-1]
@@ -84,14 +96,15 @@ def topk_bar(top: Sequence[tuple[int, str, float]], true_class: int | None = Non
     fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=colors,
                            text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    title = f"Top {len(top)} classes" + (" (orange: the true class)" if true_class is not None else "")
-    fig.update_layout(title=title, xaxis=dict(title="Probability", tickformat=".0%",
+    title = i18n.t("evaluation.fig.topk_true" if true_class is not None else "evaluation.fig.topk", lang, k=len(top))
+    fig.update_layout(title=title, xaxis=dict(title=i18n.t("evaluation.fig.probability", lang), tickformat=".0%",
                       range=[0, 1.15]), yaxis=dict(title=None), height=90 + 36 * len(top),
                       margin=MARGIN, font=FONT, showlegend=False)
     return fig
 
 
-def compare_per_class(classes: Sequence[str], runs: Sequence[tuple[str, Sequence[float], float]]) -> go.Figure:
+def compare_per_class(classes: Sequence[str], runs: Sequence[tuple[str, Sequence[float], float]], *,
+                      lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Grouped bars: per-class accuracy of each (label, per-class accuracy, overall) run, side by side."""
     colors = [PRIMARY, SECOND, "#10b981", "#ef4444"]
     fig = go.Figure()
@@ -99,9 +112,12 @@ def compare_per_class(classes: Sequence[str], runs: Sequence[tuple[str, Sequence
         fig.add_trace(go.Bar(x=list(classes), y=list(acc), name=f"{label} ({overall:.1%})",
                              marker_color=colors[i % len(colors)],
                              hovertemplate="%{x}: %{y:.1%}<extra>" + label + "</extra>"))
-    fig.update_layout(title="Per-class test accuracy, side by side", barmode="group",
-                      yaxis=dict(title="Accuracy", tickformat=".0%", range=[0, 1]),
-                      xaxis=dict(title="Class"), height=400, margin=MARGIN, font=FONT,
+    # the title at the very top, the legend (one row per run when the names are long) between it and the bars
+    fig.update_layout(title=dict(text=i18n.t("evaluation.fig.compare_title", lang), y=0.98, yanchor="top"),
+                      barmode="group",
+                      yaxis=dict(title=i18n.t("evaluation.fig.accuracy", lang), tickformat=".0%", range=[0, 1]),
+                      xaxis=dict(title=i18n.t("evaluation.fig.class", lang), tickangle=CLASS_TICKS), height=440,
+                      margin=dict(MARGIN, t=90), font=FONT,
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
@@ -113,36 +129,42 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 
 
 def per_class_over_epochs(classes: Sequence[str], epochs: Sequence[int], accuracy: np.ndarray,
-                          selected_epoch: int | None = None) -> go.Figure:
+                          selected_epoch: int | None = None, *, lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Heatmap: one row per class, one column per recorded epoch, colour = that class's test accuracy."""
     acc = np.asarray(accuracy, dtype=float)                      # (E, C)
     fig = go.Figure(go.Heatmap(
         z=acc.T, x=[int(e) for e in epochs], y=list(classes), colorscale="Viridis", zmin=0, zmax=1,
-        colorbar=dict(title="accuracy", tickformat=".0%"), xgap=1, ygap=1,
-        hovertemplate="%{y}, epoch %{x}: %{z:.1%}<extra></extra>"))
+        colorbar=dict(title=i18n.t("evaluation.fig.accuracy", lang), tickformat=".0%"), xgap=1, ygap=1,
+        hovertemplate=i18n.t("evaluation.fig.epoch_hover", lang, name="%{y}", epoch="%{x}", acc="%{z:.1%}")
+        + "<extra></extra>"))
     if selected_epoch is not None:
         fig.add_vline(x=selected_epoch, line_color="#f97316", line_width=3)
-    fig.update_layout(title="Per-class test accuracy over epochs (orange line: the epoch shown)",
-                      xaxis=dict(title="Epoch", dtick=max(1, len(epochs) // 12)),
-                      yaxis=dict(title=None, autorange="reversed"), height=380, margin=MARGIN, font=FONT)
+    fig.update_layout(title=i18n.t("evaluation.fig.over_epochs_title", lang),
+                      xaxis=dict(title=i18n.t("evaluation.fig.epoch", lang), dtick=max(1, len(epochs) // 12)),
+                      yaxis=dict(title=None, autorange="reversed"), height=380, margin=dict(MARGIN, t=60),
+                      font=FONT)
     return fig
 
 
-def forgotten_bar(classes: Sequence[str], counts: Sequence[int], support: Sequence[int]) -> go.Figure:
+def forgotten_bar(classes: Sequence[str], counts: Sequence[int], support: Sequence[int], *,
+                  lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Bars: test images of each class forgotten at least once (correct at an epoch, wrong at the next)."""
     counts = np.asarray(counts, dtype=int)
     support = np.asarray(support, dtype=int)
     share = np.divide(counts, support, out=np.zeros(len(counts)), where=support > 0)
     fig = go.Figure(go.Bar(x=list(classes), y=counts, marker_color=SECOND, customdata=share,
                            text=[str(c) for c in counts], textposition="outside", cliponaxis=False,
-                           hovertemplate="%{x}: %{y} images (%{customdata:.1%} of the class)<extra></extra>"))
-    fig.update_layout(title="Test images forgotten at least once, per class", yaxis=dict(title="Images"),
-                      xaxis=dict(title="True class"), height=320, margin=MARGIN, font=FONT, showlegend=False)
+                           hovertemplate=i18n.t("evaluation.fig.forgotten_hover", lang, x="%{x}", n="%{y}",
+                                                           share="%{customdata:.1%}") + "<extra></extra>"))
+    fig.update_layout(title=i18n.t("evaluation.fig.forgotten_title", lang),
+                      yaxis=dict(title=i18n.t("evaluation.fig.images", lang)),
+                      xaxis=dict(title=i18n.t("evaluation.fig.true_class", lang), tickangle=CLASS_TICKS), height=320, margin=MARGIN, font=FONT,
+                      showlegend=False)
     return fig
 
 
 def pca_scatter(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str],
-                explained: Sequence[float]) -> go.Figure:
+                explained: Sequence[float], *, lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """WebGL scatter of the 2-D map: colour = true class, a cross = a mistake; customdata = test index."""
     coords = np.asarray(coords)
     labels = np.asarray(labels)
@@ -157,10 +179,11 @@ def pca_scatter(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, c
             marker=dict(color=CLASS_COLORS[c % len(CLASS_COLORS)], size=np.where(wrong, 7, 5),
                         symbol=np.where(wrong, "x", "circle"), opacity=0.75, line=dict(width=0)),
             customdata=np.stack([index[pick], predicted[pick]], 1),
-            hovertemplate=f"#%{{customdata[0]}} · true {name}<extra></extra>"))
+            hovertemplate=i18n.t("evaluation.fig.pca_hover", lang, index="%{customdata[0]}", name=name)
+            + "<extra></extra>"))
     ex = list(explained) + [0.0, 0.0]
-    fig.update_layout(title="Test images by the model's features (PCA; crosses: mistakes)",
-                      xaxis=dict(title=f"direction 1 ({ex[0]:.0%} of the variance)", zeroline=False),
-                      yaxis=dict(title=f"direction 2 ({ex[1]:.0%} of the variance)", zeroline=False),
+    fig.update_layout(title=i18n.t("evaluation.fig.pca_title", lang),
+                      xaxis=dict(title=i18n.t("evaluation.fig.direction", lang, n=1, share=ex[0]), zeroline=False),
+                      yaxis=dict(title=i18n.t("evaluation.fig.direction", lang, n=2, share=ex[1]), zeroline=False),
                       height=560, margin=MARGIN, font=FONT, dragmode="lasso", legend=dict(itemsizing="constant"))
     return fig

@@ -6,6 +6,9 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from core import i18n
+from core.i18n import DEFAULT_LANGUAGE
+
 from dashboard.figures import pixelated
 
 # viridis at six points (dark blue -> green -> yellow): perceptually even, readable for colour-blind eyes
@@ -51,25 +54,29 @@ def activation_tiles(maps: np.ndarray, size: int = 64) -> tuple[list[np.ndarray]
     return [pixelated(colour_map(m, vmax), scale) for m in maps], vmax
 
 
-def ascent_chart(scores: np.ndarray, classes: Sequence[str]) -> go.Figure:
+def ascent_chart(scores: np.ndarray, classes: Sequence[str], *, lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Each class's score on its own pattern, step by step (one line per class)."""
     scores = np.asarray(scores, np.float64)
     steps = np.arange(len(scores))
     fig = go.Figure([go.Scatter(x=steps, y=scores[:, c], mode="lines", name=name,
-                                hovertemplate=f"{name}<br>step %{{x}}<br>score %{{y:.2f}}<extra></extra>")
+                                hovertemplate=i18n.t("evaluation.fig.ascent_hover", lang, name=name, step="%{x}",
+                                                                score="%{y:.2f}") + "<extra></extra>")
                      for c, name in enumerate(classes)])
-    fig.update_layout(title="Each class's score on its pattern, step by step", height=320,
-                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step", yaxis_title="score (logit)",
+    fig.update_layout(title=i18n.t("evaluation.fig.ascent_title", lang), height=320,
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title=i18n.t("evaluation.fig.step", lang),
+                      yaxis_title=i18n.t("evaluation.fig.score", lang),
                       legend=dict(font=dict(size=11)))
     return fig
 
 
-def variance_bar(variances: np.ndarray) -> go.Figure:
+def variance_bar(variances: np.ndarray, *, lang: str = DEFAULT_LANGUAGE) -> go.Figure:
     """The training patches' variance along each whitening filter (log scale)."""
     v = np.asarray(variances, np.float64)
     fig = go.Figure(go.Bar(x=[f"{i + 1}" for i in range(len(v))], y=v, marker_color="#4c78a8",
-                           hovertemplate="filter %{x}<br>variance %{y:.3g}<extra></extra>"))
-    fig.update_layout(title="Variance of the 2x2 training patches along each filter's direction", height=260,
-                      margin=dict(l=10, r=10, t=40, b=10), yaxis_type="log", xaxis_title="filter",
-                      yaxis_title="variance")
+                           hovertemplate=i18n.t("evaluation.fig.variance_hover", lang, filter="%{x}",
+                                                variance="%{y:.3g}") + "<extra></extra>"))
+    fig.update_layout(title=i18n.t("evaluation.fig.variance_title", lang), height=260,
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis_type="log",
+                      xaxis_title=i18n.t("evaluation.fig.filter", lang),
+                      yaxis_title=i18n.t("evaluation.fig.variance", lang))
     return fig
