@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data, i18n
+from core.data.synthetic import SYNTHETIC_CLASSES
 from core.i18n import LANGUAGES, catalogue, placeholders
 from tests.i18n_checks import english_leftovers
 
@@ -95,6 +96,9 @@ def test_class_names_keep_the_english_with_chinese_in_brackets():
     assert i18n.class_name("cat", "en") == "cat"
     assert i18n.class_name("cat", "zh") == "cat (猫)"
     assert set(i18n.CLASS_NAMES_ZH) == set(data.CLASSES)
+    assert set(i18n.SYNTHETIC_NAMES_ZH) == set(SYNTHETIC_CLASSES)
+    assert i18n.class_name("ring", "zh") == "ring (圆环)"
+    assert i18n.class_name("my own class", "zh") == "my own class"
 
 
 def test_placeholders_read_format_fields():

@@ -36,6 +36,9 @@ FOLDER = Path(__file__).parent
 # The ten CIFAR-10 classes in the tutorial's (and torchvision's) order, with their Chinese names.
 CLASS_NAMES_ZH = {"airplane": "飞机", "automobile": "汽车", "bird": "鸟", "cat": "猫", "deer": "鹿",
                   "dog": "狗", "frog": "青蛙", "horse": "马", "ship": "船", "truck": "卡车"}
+# The synthetic demo set's shapes and textures (core.data.synthetic.SYNTHETIC_CLASSES).
+SYNTHETIC_NAMES_ZH = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "ring": "圆环", "cross": "十字",
+                      "diamond": "菱形", "stripes": "条纹", "checker": "棋盘格", "dots": "圆点", "gradient": "渐变"}
 
 
 class MissingText(KeyError):
@@ -107,8 +110,8 @@ def core_text(key: str, english: str, lang: str = DEFAULT_LANGUAGE, /, **values:
 
 
 def class_name(name: str, lang: str = DEFAULT_LANGUAGE) -> str:
-    """A CIFAR-10 class as a page shows it: the English name, with the Chinese in brackets in
-    Chinese ('cat (猫)'), so the names match the dataset's files and the tutorial's print-out."""
-    if lang == "zh" and name in CLASS_NAMES_ZH:
-        return f"{name} ({CLASS_NAMES_ZH[name]})"
-    return name
+    """A class as a page shows it: the English name, with the Chinese in brackets in Chinese
+    ('cat (猫)'), so the names match the dataset's files and the tutorial's print-out. CIFAR-10's
+    classes and the synthetic set's shapes; any other name as it is."""
+    chinese = CLASS_NAMES_ZH.get(name) or SYNTHETIC_NAMES_ZH.get(name)
+    return f"{name} ({chinese})" if lang == "zh" and chinese else name
