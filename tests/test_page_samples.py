@@ -30,6 +30,33 @@ def open_page(kind: str = "synthetic") -> AppTest:
     return at.run()
 
 
+NUMBERS_PICTURES = 4  # "What the network reads": the image three ways (stored, normalised twice) and its planes
+
+
+def grids(at: AppTest):
+    """The picture grids of sampled images (one, or two side by side with the augmentation preview),
+    without the pictures of one image in the "what the network reads" section below them."""
+    images = at.get("image")
+    assert len(images) > NUMBERS_PICTURES
+    return images[:-NUMBERS_PICTURES]
+
+
+def grid_captions(at: AppTest) -> list[str]:
+    """The caption under each grid: the st.caption right after its picture."""
+    found: list[str] = []
+
+    def visit(block) -> None:
+        nodes = [block.children[k] for k in sorted(block.children)]
+        for node, following in zip(nodes, [*nodes[1:], None]):
+            if node.type == "image":
+                found.append(following.value if following is not None and following.type == "caption" else "")
+            elif hasattr(node, "children"):
+                visit(node)
+
+    visit(at.main)
+    return found[:len(grids(at))]
+
+
 def shown(at: AppTest):
     """The table of shown images: (positions, indices into the split, class names)."""
     (df,) = at.dataframe
@@ -49,9 +76,10 @@ def at(synthetic_dataset) -> AppTest:  # the fixture writes the demo set once pe
 def test_grid_renders_with_class_captions_and_says_synthetic(at, synthetic_dataset):
     assert "synthetic" in at.title[0].value.lower()
     assert any("synthetic" in c.value.lower() for c in at.caption)
-    (image,) = at.get("image")
+    (image,) = grids(at)
     assert len(image.value) == 1 and image.value[0].endswith(".png")  # one lossless picture
-    assert "synthetic" in image.captions[0] and "captioned with its class" in image.captions[0]
+    (caption,) = grid_captions(at)
+    assert "synthetic" in caption and "captioned with its class" in caption
     positions, indices, classes = shown(at)
     assert positions == list(range(1, 41)) and len(set(indices)) == 40
     assert set(classes) <= set(synthetic.SYNTHETIC_CLASSES) and len(set(classes)) > 3
@@ -107,19 +135,24 @@ def test_augmentation_preview_shows_the_chosen_presets_own_augmentation(at):
     from core.train.config import PRESETS
 
     box = at.selectbox(key=AUGMENT_KEY)
-    assert box.value is None and len(at.get("image")) == 1           # the tutorial's recipe: no augmentation
+    assert box.value is None and len(grids(at)) == 1                # the tutorial's recipe: no augmentation
     augmenting = [name for name, p in PRESETS.items() if p.config.augment]
     assert box.options == [box.format_func(o) for o in [None, *augmenting]]
     for name in augmenting:
         box.set_value(name).run()
         assert not at.exception
-        images = at.get("image")
-        assert len(images) == 2
-        padding = PRESETS[name].config.crop_padding
-        assert "as stored" in images[0].captions[0]
-        assert figs.augmentation_text(padding) in images[1].captions[0] and PRESETS[name].title in images[1].captions[0]
+        assert len(grids(at)) == 2
+        stored, augmented = grid_captions(at)
+        cfg = PRESETS[name].config
+        assert "as stored" in stored
+        what = figs.augmentation_text(cfg.crop_padding, cfg.alternate_flip)
+        assert what in augmented and PRESETS[name].title in augmented
     assert "no shift" in at.selectbox(key=AUGMENT_KEY).format_func("fast_mlp")   # the fast MLP only flips
-    assert "up to 2 pixels" in at.selectbox(key=AUGMENT_KEY).format_func("cpu_cnn")
+    assert "up to 2 px" in at.selectbox(key=AUGMENT_KEY).format_func("cpu_cnn")
+    # the CPU CNN mirrors every image in every other epoch (alternate_flip), not at random
+    assert "every other epoch" in at.selectbox(key=AUGMENT_KEY).format_func("cpu_cnn")
+    assert "random flip" in at.selectbox(key=AUGMENT_KEY).format_func("fast_mlp")
+    assert all(len(o) <= 50 for o in box.options)             # whole in the select's box and menu at 1280 px
 
 
 def test_small_class_choice_says_how_many_there_are(tmp_path, monkeypatch):

@@ -12,9 +12,10 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from core.train.config import TrainConfig
-from core.train.walkthrough import (STEPS, channel_arithmetic, flat_index, pick_batch, walk_batch,
-                                    walkthrough_model)
+from core.data.images import MEAN, STD
+from core.train.config import PRESETS, TrainConfig
+from core.train.walkthrough import (STEPS, channel_arithmetic, channel_stats, epoch_counts, flat_index, pick_batch,
+                                    update_rule, walk_batch, walkthrough_model)
 
 TUTORIAL_NORMALIZE = transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
@@ -39,17 +40,27 @@ def plain_step(model: nn.Module, optimizer: torch.optim.Optimizer, images, label
     return inputs, x, outputs.detach(), loss.item(), grads, after
 
 
+def plain_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser as the tutorial would write it: one group, torch's default (unfused) kernels."""
+    kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=True, **kwargs)
+    adam = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return adam(model.parameters(), betas=(cfg.momentum, 0.999), **kwargs)
+
+
 @pytest.mark.parametrize("cfg", [
     TrainConfig(),                                                          # the tutorial: MLP, Adam 1e-4
     TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, seed=3),
+    TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, seed=3),
+    TrainConfig(optimizer="adamw", lr=2e-3, weight_decay=0.05, seed=4),
     TrainConfig(model="cpu_cnn", optimizer="adam", lr=1e-3, seed=1),
-], ids=["tutorial-adam", "mlp-sgd", "cnn-adam"])
+], ids=["tutorial-adam", "mlp-sgd", "mlp-sgd-decay", "mlp-adamw", "cnn-adam"])
 def test_one_batch_equals_a_plain_torch_step(synthetic_dataset, cfg):
     images, labels, index = pick_batch(synthetic_dataset.train, batch_size=16, batch=2, seed=5)
     model, optimizer, criterion, cfg = walkthrough_model(cfg, train_images=synthetic_dataset.train.images)
     twin = copy.deepcopy(model)
-    plain_opt = (torch.optim.Adam(twin.parameters(), lr=cfg.lr, betas=(cfg.momentum, 0.999)) if cfg.optimizer == "adam"
-                 else torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True))
+    plain_opt = plain_optimizer(cfg, twin)
     walk = walk_batch(model, optimizer, criterion, images, labels, synthetic_dataset.classes)
     inputs, x, outputs, loss, grads, after = plain_step(twin, plain_opt, images, labels, walk.flattens)
 
@@ -74,6 +85,11 @@ def test_one_batch_equals_a_plain_torch_step(synthetic_dataset, cfg):
     assert walk.loss_after < walk.loss                                    # one step on a batch lowers its loss
     assert walk.param_count == sum(p.numel() for p in twin.parameters() if p.requires_grad)
     assert [r.name for r in walk.grads] == list(grads)
+    # the weight written out on the page: its rule's change is what the plain step did to it
+    one = walk.weight
+    plain_after = float(twin.state_dict()[one.name][one.index])
+    assert one.after == pytest.approx(plain_after, abs=2e-6)
+    assert one.rule_change == pytest.approx(plain_after - one.before, rel=2e-3, abs=1e-8)
 
 
 def test_layer_outputs_are_what_each_layer_computes(synthetic_dataset):
@@ -165,3 +181,78 @@ def test_a_fresh_conv_net_gets_its_whitening_stem_fitted_as_training_does(synthe
     expected.init_whitening(normalize(to_nchw(synthetic_dataset.train.images[:WHITEN_SAMPLE])))
     for name, value in expected.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("cfg", [
+    TrainConfig(),
+    TrainConfig(optimizer="adamw", lr=2e-3, weight_decay=0.05),
+    TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3),
+    PRESETS["cpu_cnn"].config,                       # SGD, biases at 64x lr, label smoothing, warm-up
+], ids=["adam", "adamw", "sgd", "cpu-cnn-preset"])
+def test_the_update_rule_written_out_gives_the_weights_real_change(synthetic_dataset, cfg):
+    images, labels, _ = pick_batch(synthetic_dataset.train, batch_size=16, batch=1, seed=2)
+    model, optimizer, criterion, cfg = walkthrough_model(cfg, train_images=synthetic_dataset.train.images)
+    one = walk_batch(model, optimizer, criterion, images, labels).weight
+    assert one.change != 0
+    assert one.rule_change == pytest.approx(one.change, rel=2e-3, abs=1e-9)
+    assert update_rule(one) == one.rule_change
+    if cfg.optimizer == "sgd":
+        assert one.momentum_buffer is not None and one.m_hat is None
+    else:
+        assert one.m_hat == pytest.approx(one.grad, rel=1e-4)        # the first step: m-hat is the gradient
+
+
+def test_a_checkpoints_update_rule_uses_its_optimisers_memory(synthetic_dataset, tmp_path):
+    from core.train.engine import fit
+
+    fit(TrainConfig.smoke(epochs=1, train_subset=256, batch_size=32), synthetic_dataset, tmp_path)
+    model, optimizer, criterion, _ = walkthrough_model(checkpoint=tmp_path / "last.pt")
+    images, labels, _ = pick_batch(synthetic_dataset.train, batch_size=16, batch=0, seed=0)
+    one = walk_batch(model, optimizer, criterion, images, labels).weight
+    assert one.step == 9
+    assert one.rule_change == pytest.approx(one.change, rel=2e-3, abs=1e-9)
+    assert abs(one.m_hat - one.grad) > 1e-9 * abs(one.grad)   # m-hat now remembers the earlier steps
+
+
+def test_a_fresh_model_steps_at_the_schedules_first_learning_rate(synthetic_dataset):
+    from core.train.engine import lr_factor
+
+    cfg = PRESETS["cpu_cnn"].config                    # one-cycle with warm-up: the first step is at 0.1 x lr
+    _, optimizer, _, cfg = walkthrough_model(cfg, train_images=synthetic_dataset.train.images)
+    first = lr_factor(cfg, 0, 1000)
+    assert first == pytest.approx(0.1)
+    lrs = sorted(g["lr"] for g in optimizer.param_groups)
+    assert lrs == pytest.approx(sorted([cfg.lr * first, cfg.lr * cfg.bias_lr_scale * first]))
+    _, tutorial, _, _ = walkthrough_model(TrainConfig())        # constant: the configured rate
+    assert [g["lr"] for g in tutorial.param_groups] == [1e-4]
+
+
+def test_epoch_counts_are_the_tutorials_loops():
+    tutorial = epoch_counts(50_000, batch_size=16)
+    assert (tutorial.steps_per_epoch, tutorial.total_steps, tutorial.last_batch) == (3_125, 31_250, 16)
+    uneven = epoch_counts(100, batch_size=16, epochs=2)        # a DataLoader keeps the short last batch
+    assert (uneven.steps_per_epoch, uneven.last_batch, uneven.total_steps) == (7, 4, 14)
+    with pytest.raises(ValueError):
+        epoch_counts(0, batch_size=16)
+
+
+def test_channel_stats_are_the_mean_and_std_of_every_pixel():
+    images = np.random.default_rng(1).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    x = images.astype(np.float64) / 255
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(std, x.std(axis=(0, 1, 2)), rtol=1e-12)
+    with pytest.raises(ValueError):
+        channel_stats(images.astype(np.float32))
+
+
+@pytest.mark.cifar
+@pytest.mark.filterwarnings("ignore::core.data.ChecksumWarning")  # the development copy
+def test_normalizes_constants_are_cifar10s_training_set_statistics(cifar_root):
+    """The page's claim: MEAN and STD are each channel's mean and std over CIFAR-10's training images
+    (measured here on the development split, a subset of them)."""
+    from core import data
+
+    mean, std = channel_stats(data.load_cifar10(cifar_root, download=False).train.images)
+    np.testing.assert_allclose(mean, MEAN, atol=0.002)
+    np.testing.assert_allclose(std, STD, atol=0.003)

@@ -5,21 +5,24 @@
     images, labels, index = pick_batch(dataset.train, batch_size=16, batch=0, seed=0)
     walk = walk_batch(model, optimizer, criterion, images, labels)       # one real training step
     walk.scaled / walk.normalized / walk.flat / walk.layers / walk.logits / walk.probs / walk.losses
-    walk.grads / walk.updates / walk.loss_after
+    walk.grads / walk.weight / walk.loss_after
+    mean, std = channel_stats(dataset.train.images)    # why Normalize's constants are what they are
+    counts = epoch_counts(len(dataset.train), batch_size=16)   # 50,000 / 16 -> 3,125 steps per epoch
 
 `walk_batch` is exactly the step the engine takes (the same normalisation, model, loss and optimiser,
 in float32), written out so that each intermediate is kept: the uint8 images, ToTensor's ÷255, the
 per-channel Normalize, the model's input (the 3,072-long vector for the MLP, in C, H, W order),
 every layer's output (forward hooks on the model's leaf modules), the logits, softmax, the loss
 (−ln p of the true class per image, and the batch mean), every parameter's gradient and the change
-the optimiser made, and the same batch's loss after the step. It changes the model and the optimiser
-it is given (as a training step does); pass copies to keep the originals.
+the optimiser made (with one weight's update recomputed by hand from the optimiser's rule: lr x gradient
+for SGD, lr x m-hat / (sqrt(v-hat) + eps) for Adam), and the same batch's loss after the step. It changes
+the model and the optimiser it is given (as a training step does); pass copies to keep the originals.
 
 STEPS are the tutorial's nine steps in its own order, with its own Chinese names and code lines.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,7 @@ from core.data.dataset import Split
 from core.data.images import MEAN, STD, normalize, normalize_pixels, to_nchw
 from core.train.checkpoints import load_checkpoint
 from core.train.config import TrainConfig
-from core.train.engine import WHITEN_SAMPLE, make_optimizer
+from core.train.engine import WHITEN_SAMPLE, factor_at, make_optimizer
 from core.train.models import build_model
 
 
@@ -50,8 +53,11 @@ STEPS: tuple[TutorialStep, ...] = (
     TutorialStep(3, "Clear the optimiser's gradients", "清空优化器的梯度", "optimizer.zero_grad()"),
     TutorialStep(4, "Read the images and labels, and reshape them",
                  "读入data和label,并进行形状变换(可做可不做)",
-                 "transform = transforms.Compose([transforms.ToTensor(),\n"
-                 "    transforms.Normalize((0.49140, 0.48216, 0.44653), (0.24703, 0.24349, 0.26159))])\n"
+                 "transform = transforms.Compose([\n"      # short lines: whole beside the page's text
+                 "  transforms.ToTensor(),\n"
+                 "  transforms.Normalize(\n"
+                 "    (0.49140, 0.48216, 0.44653),\n"
+                 "    (0.24703, 0.24349, 0.26159))])\n"
                  "inputs, labels = data\n"
                  "inputs.view(-1, 32*32*3)"),
     TutorialStep(5, "Run the model's forward pass", "运行模型前向传播过程",
@@ -91,7 +97,11 @@ class ParamStep:
 
 @dataclass(frozen=True)
 class OneWeight:
-    """One weight's update written out: the one with the largest gradient in the first weight matrix."""
+    """One weight's update written out: the one with the largest gradient in the first weight matrix.
+
+    `rule_change` is the change the optimiser's rule predicts from the numbers kept here (see
+    `update_rule`); it equals `after - before` up to float32 rounding, which a test checks.
+    """
     name: str
     index: tuple[int, ...]
     before: float
@@ -102,6 +112,31 @@ class OneWeight:
     exp_avg: float | None = None       # Adam's running mean of the gradient, after the step
     exp_avg_sq: float | None = None    # and of its square
     step: int | None = None
+    weight_decay: float = 0.0
+    betas: tuple[float, float] | None = None   # Adam's (beta1, beta2)
+    eps: float | None = None                   # Adam's epsilon
+    momentum: float = 0.0                      # SGD's momentum
+    nesterov: bool = False
+    momentum_buffer: float | None = None       # SGD's running sum of steps, after the step
+    rule_change: float = float("nan")
+
+    @property
+    def change(self) -> float:
+        return self.after - self.before
+
+    @property
+    def adam(self) -> bool:
+        return self.exp_avg is not None
+
+    @property
+    def m_hat(self) -> float | None:
+        """Adam's bias-corrected mean of the gradient: m / (1 - beta1^t)."""
+        return None if not self.adam else self.exp_avg / (1 - self.betas[0] ** self.step)
+
+    @property
+    def v_hat(self) -> float | None:
+        """Adam's bias-corrected mean of the squared gradient: v / (1 - beta2^t)."""
+        return None if not self.adam else self.exp_avg_sq / (1 - self.betas[1] ** self.step)
 
 
 @dataclass
@@ -131,6 +166,44 @@ class BatchWalk:
     @property
     def mean_neg_log_p(self) -> float:
         return float(self.losses.mean())
+
+
+@dataclass(frozen=True)
+class EpochCounts:
+    """How the tutorial's two loops split a training set: a DataLoader with batch_size and (its default)
+    drop_last=False, so the last batch of an epoch holds what is left over."""
+    images: int
+    batch_size: int
+    steps_per_epoch: int   # batches per epoch = optimiser steps per epoch
+    last_batch: int        # images in the epoch's last batch (batch_size when it divides evenly)
+    epochs: int
+    total_steps: int
+
+
+def epoch_counts(images: int, *, batch_size: int, epochs: int = 10) -> EpochCounts:
+    """Steps per epoch and in all for `images` training images in batches of `batch_size` (the
+    tutorial: 50,000 images, batch 16 -> 3,125 steps per epoch, 31,250 in 10 epochs)."""
+    if images < 1 or batch_size < 1 or epochs < 1:
+        raise ValueError("images, batch_size and epochs must be at least 1")
+    steps = -(-images // batch_size)
+    return EpochCounts(images, batch_size, steps, images - (steps - 1) * batch_size, epochs, steps * epochs)
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 (N, H, W, 3) images after ToTensor's ÷255:
+    what Normalize's constants are (MEAN and STD are these numbers for CIFAR-10's training images).
+    Exact in float64, from a histogram of the 256 values, so 50,000 images take a fraction of a second."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3); got {images.dtype} {images.shape}")
+    values = np.arange(256, dtype=np.float64) / 255
+    means, stds = np.empty(3), np.empty(3)
+    for c in range(3):
+        counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        total = counts.sum()
+        means[c] = counts @ values / total
+        stds[c] = np.sqrt(counts @ (values - means[c]) ** 2 / total)
+    return means, stds
 
 
 def channel_arithmetic(raw_pixel: np.ndarray) -> list[tuple[str, int, float, float, float, float]]:
@@ -169,7 +242,9 @@ def walkthrough_model(cfg: TrainConfig | None = None, *, checkpoint: str | Path 
                       ) -> tuple[nn.Module, torch.optim.Optimizer, nn.Module, TrainConfig]:
     """The model, optimiser and loss a run uses, on the CPU in float32: fresh from `cfg` (its seed
     initialises the weights; a conv net's whitening stem is fitted to `train_images` as training
-    does, when the config asks for it), or the weights and optimiser state of a checkpoint."""
+    does, when the config asks for it; the learning rate is the schedule's for the first step, e.g.
+    0.1 x lr at the start of a warm-up), or the weights and optimiser state of a checkpoint (whose
+    learning rates are those the schedule set for its next step)."""
     if checkpoint is not None:
         payload = load_checkpoint(checkpoint)
         cfg = TrainConfig.from_dict(payload["config"])
@@ -186,6 +261,8 @@ def walkthrough_model(cfg: TrainConfig | None = None, *, checkpoint: str | Path 
         if cfg.whiten_init and hasattr(model, "init_whitening") and train_images is not None:
             model.init_whitening(normalize(to_nchw(np.asarray(train_images[:WHITEN_SAMPLE]))))
         optimizer = make_optimizer(cfg, model)
+        for group in optimizer.param_groups:        # as the engine's LambdaLR scheduler does for step 0
+            group["lr"] *= factor_at(cfg, 0.0)
     return model, optimizer, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), cfg
 
 
@@ -269,6 +346,25 @@ def walk_batch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn
     )
 
 
+def update_rule(one: OneWeight) -> float:
+    """The change the optimiser's rule makes to one weight, from the numbers `one` keeps (its state
+    after the step), as torch.optim computes it:
+
+    - SGD: d = g + wd·w (weight decay), buf = momentum·buf + d (buf = d at the first step), and the
+      step is −lr·(d + momentum·buf) with Nesterov momentum, −lr·buf without; plain SGD: −lr·g.
+    - Adam: m and v already hold the decayed gradient; the step is −lr·m̂ ÷ (√v̂ + eps), with
+      m̂ = m ÷ (1 − β1^t) and v̂ = v ÷ (1 − β2^t).
+    - AdamW: the same, plus the decoupled decay −lr·wd·w.
+    """
+    if one.adam:
+        change = -one.lr * one.m_hat / (np.sqrt(one.v_hat) + one.eps)
+        return change - one.lr * one.weight_decay * one.before if one.optimizer == "AdamW" else change
+    d = one.grad + one.weight_decay * one.before
+    if not one.momentum:
+        return -one.lr * d
+    return -one.lr * (d + one.momentum * one.momentum_buffer if one.nesterov else one.momentum_buffer)
+
+
 def _one_weight(optimizer, params, before, lr_of) -> OneWeight | None:
     first = next(((n, p) for n, p in params if p.ndim > 1), None)
     if first is None:
@@ -277,9 +373,16 @@ def _one_weight(optimizer, params, before, lr_of) -> OneWeight | None:
     flat = int(p.grad.abs().flatten().argmax())
     index = tuple(int(i) for i in np.unravel_index(flat, tuple(p.shape)))
     state = optimizer.state.get(p, {})
-    get = (lambda key: float(state[key].flatten()[flat]) if key in state else None)
+    group = next(g for g in optimizer.param_groups if any(q is p for q in g["params"]))
+    get = (lambda key: float(state[key].flatten()[flat]) if state.get(key) is not None else None)
     step = state.get("step")
-    return OneWeight(n, index, float(before[n].flatten()[flat]), float(p.grad.flatten()[flat]),
-                     float(p.detach().flatten()[flat]), float(lr_of[id(p)]), type(optimizer).__name__,
-                     get("exp_avg"), get("exp_avg_sq"), int(step) if step is not None else None)
+    one = OneWeight(n, index, float(before[n].flatten()[flat]), float(p.grad.flatten()[flat]),
+                    float(p.detach().flatten()[flat]), float(lr_of[id(p)]), type(optimizer).__name__,
+                    get("exp_avg"), get("exp_avg_sq"), int(step) if step is not None else None,
+                    weight_decay=float(group.get("weight_decay", 0.0)),
+                    betas=tuple(float(b) for b in group["betas"]) if "betas" in group else None,
+                    eps=float(group["eps"]) if "eps" in group else None,
+                    momentum=float(group.get("momentum", 0.0)), nesterov=bool(group.get("nesterov", False)),
+                    momentum_buffer=get("momentum_buffer"))
+    return replace(one, rule_change=float(update_rule(one)))
 
