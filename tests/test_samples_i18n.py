@@ -56,7 +56,7 @@ def test_the_page_in_chinese_with_every_presets_augmentation(synthetic_dataset):
         cfg = PRESETS[name].config
         what = figs.augmentation_text(cfg.crop_padding, cfg.alternate_flip, "zh")
         _, augmented = grid_captions(at)
-        assert what in augmented and i18n.t(f"core.samples.preset.{name}", "zh") in augmented
+        assert what in augmented and PRESETS[name].text("title", "zh") in augmented
         box = at.selectbox(key=AUGMENT_KEY)
 
 
@@ -68,7 +68,7 @@ def test_the_test_split_a_class_filter_and_too_few_images_in_chinese(synthetic_d
     at.multiselect(key=CLASSES_KEY).set_value(["circle", "ring"]).run()
     all_chinese(at, "two classes")
     table = at.dataframe[0].value
-    assert set(table[i18n.t("samples.table.class", "zh")]) == {"circle", "ring"}
+    assert set(table[i18n.t("samples.table.class", "zh")]) == {"circle (圆形)", "ring (圆环)"}
     assert i18n.t("samples.table.index", "zh", split=i18n.t("samples.split.test_short", "zh")) in table.columns
 
     tiny_train, tiny_test = synthetic.generate(n_train=100, n_test=30)
@@ -168,6 +168,6 @@ def test_cifar_in_chinese_shows_class_names_with_their_chinese(cifar_root, monke
 def test_the_catalogue_names_every_preset_the_page_can_show():
     """The page builds these keys from preset ids (f-strings), so the key scan cannot see them."""
     for name in PRESETS:
-        assert f"core.samples.preset.{name}" in i18n.catalogue("zh")
+        assert f"core.preset.{name}.title" in i18n.catalogue("zh")   # the preset's own title, translated once
         for lang in i18n.LANGUAGES:
             assert f"samples.augment.name.{name}" in i18n.catalogue(lang)

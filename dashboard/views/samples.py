@@ -12,7 +12,7 @@ from core.train.config import PRESETS
 from core.train.walkthrough import channel_arithmetic, epoch_counts
 from dashboard import common
 from dashboard.figures import samples as figs
-from dashboard.lang import class_name, core_text, lang, tr
+from dashboard.lang import class_name, lang, tr
 
 # widget keys (session_state), addressable from tests
 SPLIT_KEY, COUNT_KEY, CLASSES_KEY, SEED_KEY = "sm_split", "sm_count", "sm_classes", "sm_seed"
@@ -31,7 +31,7 @@ AUGMENT_CHOICES = (None, *(name for name, p in PRESETS.items() if p.config.augme
 
 
 def preset_title(name: str) -> str:
-    return core_text(f"samples.preset.{name}", PRESETS[name].title)
+    return PRESETS[name].text("title", lang())
 
 
 def augment_words(name: str) -> str:

@@ -23,7 +23,7 @@ from dashboard import common
 from dashboard.common import plain
 from dashboard.figures import samples as sample_figs
 from dashboard.figures import walkthrough as figs
-from dashboard.lang import class_name, core_text, lang, tr
+from dashboard.lang import class_name, lang, tr
 
 SOURCE_KEY, BATCH_SIZE_KEY, BATCH_KEY, SEED_KEY, STEP_KEY = "wt_source", "wt_batch_size", "wt_batch", "wt_seed", "wt_step"
 BACK_KEY, NEXT_KEY = "wt_back", "wt_next"
@@ -58,11 +58,11 @@ def step_name(step: TutorialStep, short: bool = False) -> str:
 
 
 def model_title(name: str) -> str:
-    return core_text(f"walkthrough.model.{name}", MODELS[name].title)
+    return MODELS[name].text("title", lang())
 
 
 def preset_title(name: str) -> str:
-    return core_text(f"walkthrough.preset.{name}", PRESETS[name].title)
+    return PRESETS[name].text("title", lang())
 
 
 def details(key: str, **values: object) -> None:
