@@ -21,7 +21,7 @@ from core.runs.store import STATUSES, RunStore
 from core.train.checkpoints import CHECKPOINT_LABELS
 from core.train.config import TrainConfig
 from core.train.models import MODELS
-from evaluate_fixtures import arr, chart, history_config, open_page, page_constants, png, train_run
+from evaluate_fixtures import chart, history_config, open_page, page_constants, png, train_run
 from i18n_checks import english_leftovers
 
 K = page_constants()
@@ -151,7 +151,7 @@ def test_every_dynamic_key_of_the_page_is_in_every_catalogue():
     ui += [f"evaluation.per_class.col_{c}" for c in ("precision", "recall", "f1")]
     ui += [f"evaluation.saliency.{role}" for role in ("predicted", "true")]
     core = [f"evaluate.checkpoint.{w}_{'val' if v else 'noval'}" for w, v in CHECKPOINT_LABELS]
-    core += [f"evaluate.model.{m}" for m in MODELS]
+    core += [f"model.{m}.title" for m in MODELS]   # translated once, with the models (core/train/models.py)
     core += [f"evaluate.history_filter.{f}" for f in hist.HISTORY_FILTERS]
     core += [f"evaluate.learned.order.{o}" for o in learned.UNIT_ORDERS]
     core += [f"evaluate.learned.{name.removeprefix('HOW_TO_READ_').lower()}" for name in vars(learned)

@@ -63,7 +63,7 @@ def run_label(run: Run) -> str:
 def model_title(name: str) -> str:
     """A model's title (core.train.models), translated; an unknown id as it is."""
     spec = MODELS.get(name)
-    return core_text(f"evaluate.model.{name}", spec.title) if spec else name
+    return spec.text("title", lang()) if spec else name
 
 
 def config_line(cfg: TrainConfig) -> str:
