@@ -5,7 +5,8 @@
 Reads the run's prediction history (core.train.history, written by the trainer after each epoch)
 and draws the same scrubber and charts as the Evaluation page (dashboard.evaluation.history). While
 the run trains, a fragment re-reads the file every few seconds, so the per-class heatmap grows and
-the scrubber follows the newest epoch until the user moves it back.
+the scrubber follows the newest epoch until the user moves it back. Its own words come from the
+catalogues (training.run.history.*).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core import data
 from core.data.synthetic import SYNTHETIC_CLASSES
 from core.runs.store import Run, RunStore
 from dashboard.evaluation import history as eval_history
+from dashboard.lang import tr
 
 LIVE_EVERY_S = 2.0
 
@@ -30,7 +32,7 @@ def _draw(store: RunStore, run_id: int) -> None:
         return
     history = eval_history.read_history(store.run_dir(run.id))
     if history is None:
-        st.caption("Per-epoch predictions appear here after the first epoch's test evaluation.")
+        st.caption(tr("training.run.history.waiting"))
         return
     eval_history.draw_history(history, _classes(run), f"tr_hist_{run.id}", synthetic=run.dataset == "synthetic",
                               narrow=True)   # in the Training page's run column
@@ -40,8 +42,8 @@ def history_section(store: RunStore, run: Run | None) -> None:
     """An expander with the selected run's predictions epoch by epoch."""
     if run is None:
         return
-    with st.expander("Epoch by epoch: test predictions after every epoch", expanded=run.is_active):
-        st.caption(eval_history.EXPLAIN)
+    with st.expander(tr("training.run.history.title"), expanded=run.is_active):
+        st.caption(tr("training.run.history.explain"))
         if run.is_active:
             st.fragment(_draw, run_every=LIVE_EVERY_S)(store, run.id)
         else:

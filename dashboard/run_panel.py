@@ -6,14 +6,17 @@
     run_panel.all_runs(store, runs, run)     # table, comparison, rename and delete
 
 Everything shown comes from the run store (core.runs); training happens in its own process
-(core.runs.jobs), so a reload or a second tab shows the same live run.
+(core.runs.jobs), so a reload or a second tab shows the same live run. Every word comes from the
+catalogues (core/i18n/<lang>/training_run.toml) in the session's language.
 
 Watching costs the run almost nothing (bench/live_overhead.py): while a run trains, one small
 fragment reruns every LIVE_EVERY_S (1.5 s); it reads only the metric rows added since its last read, redraws the
-progress line (elapsed time, time left, what the trainer is doing) and hands the charts over again,
-but rebuilds a chart only when rows it shows arrived (figures are shared by every tab showing the
-same rows). The epoch-by-epoch section has its own slower fragment (dashboard.history_panel).
-With no run active, the fragment only compares the runs' statuses (one small query).
+progress line (elapsed time, time left, what the trainer is doing), the nine steps with the one the
+trainer is in highlighted (from the same rows: no extra query) and hands the charts over again, but
+rebuilds a chart only when rows it shows arrived (figures are shared by every tab showing the same
+rows in the same language, so an unchanged chart is handed over as the very same object). The
+epoch-by-epoch section has its own slower fragment (dashboard.history_panel). With no run active,
+the fragment only compares the runs' statuses (one small query).
 """
 from __future__ import annotations
 
@@ -24,24 +27,18 @@ from typing import Callable
 import streamlit as st
 
 from core.runs import jobs
+from core.runs import progress as run_progress
 from core.runs.store import Run, RunError, RunStore
+from core.train.walkthrough import STEPS
 from dashboard import common, run_controls
 from dashboard import history_panel
 from dashboard.figures import training as ft
+from core.i18n import t
+from dashboard.lang import lang, tr
 from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, ENDPOINT, FLASH, LIVE, MACHINES,
                                      PER_MACHINE, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, STOP)
 
-NINE_STEPS = """\
-for epoch in range(epochs):                 # 1. the epoch loop: every image, once per epoch
-    for images, labels in batches:          # 2. the step loop, one batch at a time
-        # 3. read data and labels (a batch of images, their true classes)
-        optimizer.zero_grad()               # 4. zero the gradients left from the last step
-        outputs = model(images)             # 5. forward: images -> 10 scores (logits) each
-        predicted = outputs.argmax(1)       # 6. predictions: the highest score wins
-        loss = criterion(outputs, labels)   # 7. loss: how wrong the scores are
-        loss.backward()                     # 8. backward: the gradient of every weight
-        optimizer.step()                    # 9. step: nudge every weight against its gradient
-"""
+COMPARE_X = "train_compare_x"   # the comparison's x axis: one of ft.COMPARE_AXES
 
 
 # ---- messages and button callbacks -----------------------------------------------------------
@@ -70,13 +67,14 @@ def act(action, run_id: int, done: str) -> None:  # button callbacks: store firs
 
 
 def rename(run_id: int) -> None:
-    act(lambda store, i: store.rename(i, st.session_state.get(RENAME_TEXT, "")), run_id, f"Renamed run #{run_id}.")
+    act(lambda store, i: store.rename(i, st.session_state.get(RENAME_TEXT, "")), run_id,
+        tr("training.run.manage.renamed", id=run_id))
 
 
 def delete(run_id: int) -> None:
     st.session_state[DELETE_CONFIRM] = False  # the next selected run starts unconfirmed
     st.session_state.get(LIVE, {}).pop(run_id, None)
-    act(lambda store, i: store.delete(i), run_id, f"Deleted run #{run_id}.")
+    act(lambda store, i: store.delete(i), run_id, tr("training.run.manage.deleted", id=run_id))
 
 
 # ---- one run, live ---------------------------------------------------------------------------
@@ -131,36 +129,130 @@ def figure(key: tuple, build: Callable[[], object]):
     return fig
 
 
+def counts_text(run: Run, prog: run_progress.Progress) -> str:
+    """Epoch, batch and step in plain words with this run's own counts, then the details."""
+    cfg, per_epoch = run.config, run.steps_per_epoch
+    if per_epoch:
+        text = tr("training.run.counts.plain", batch=cfg.batch_size, steps=per_epoch, images=per_epoch * cfg.batch_size,
+                  epochs=prog.epochs, total=prog.total_steps or per_epoch * prog.epochs)
+    else:
+        text = tr("training.run.counts.not_started", batch=cfg.batch_size, epochs=prog.epochs)
+    details = [tr("training.run.counts.details", batch=cfg.batch_size)]
+    if cfg.train_subset:
+        details.append(tr("training.run.counts.subset", n=cfg.train_subset))
+    if cfg.val_images:
+        details.append(tr("training.run.counts.validation", n=cfg.val_images))
+    return text + "  \n" + " ".join(details)
+
+
+def _charts(store: RunStore, run: Run, frame, events, language: str) -> None:
+    """The loss, accuracy and learning-rate charts, each with its caption; a chart is rebuilt only
+    when rows it shows (or the language) changed. A run is named by its store, id and creation time:
+    a deleted run's id (and its rows' ids) can come back for a new run."""
+    synthetic, marks = run.dataset == "synthetic", tuple((e.id, e.step) for e in events)
+    epochs, per_epoch, cfg = ft.run_epochs(run), run.steps_per_epoch, run.config
+    base = (str(store.root), run.id, run.created_at, run.attempts, synthetic, marks, language)
+    loss = figure(("loss", *base, _versions(run, "train_loss", "epoch_test_loss", "epoch_train_loss")),
+                  lambda: ft.loss_figure(frame, synthetic=synthetic, events=events, lang=language))
+    acc, gap = figure(("acc", *base, epochs, per_epoch,
+                       _versions(run, "epoch_train_acc", "epoch_test_acc", "epoch_val_acc")),
+                      lambda: (ft.accuracy_figure(frame, synthetic=synthetic, epochs=epochs, events=events,
+                                                  steps_per_epoch=per_epoch, lang=language),
+                               ft.gap_note(frame, language)))
+    planned = (lambda: run_progress.planned_lr(cfg, per_epoch, events)) if per_epoch else (lambda: None)
+    lr = figure(("lr", *base, per_epoch, run.total_steps, _versions(run, "lr", "epoch_lr")),
+                lambda: ft.lr_figure(frame, events=events, synthetic=synthetic, planned=planned(), lang=language))
+    st.plotly_chart(loss, key=f"train_loss_chart_{run.id}")
+    st.caption(ft.loss_caption(cfg, language))
+    st.plotly_chart(acc, key=f"train_acc_chart_{run.id}")
+    st.caption(ft.accuracy_caption(cfg, language))
+    if gap:
+        st.warning(gap, icon=":material/trending_up:")
+    st.plotly_chart(lr, key=f"train_lr_chart_{run.id}")
+    st.caption(ft.lr_caption(cfg, language))
+
+
 def draw_run(store: RunStore, run: Run) -> None:
-    """Progress, four numbers, the loss, accuracy and learning-rate charts of one run (each change
-    made while it trained marked where it was applied) and the list of those changes."""
+    """Progress (with epoch, batch and step explained in this run's counts), four numbers, the loss,
+    accuracy and learning-rate charts of one run (each change made while it trained marked where it
+    was applied), the list of those changes and the nine steps with the trainer's phase highlighted."""
+    language = lang()
     frame = metrics_for(store, run)
     events = store.events(run.id)
     prog = ft.progress(run, frame)
-    st.progress(prog.fraction, text=prog.text())
+    st.progress(prog.fraction, text=prog.text(language))
+    st.caption(counts_text(run, prog))
     # Two by two, and the charts one under another: the run's column is about 500 px wide on a
     # 1280 px projector, too narrow for four numbers or two charts side by side.
     cols = [*st.columns(2), *st.columns(2)]
-    cols[0].metric("Epoch", f"{prog.epoch}/{prog.epochs}")
-    cols[1].metric("Step", f"{prog.step}" + (f"/{prog.total_steps}" if prog.total_steps else ""))
-    cols[2].metric("Images / second", f"{prog.images_per_sec:,.0f}" if prog.images_per_sec else "–")
-    label, value, help_text = ft.model_accuracy(run, frame)
+    cols[0].metric(tr("training.run.metric.epoch"), f"{prog.epoch}/{prog.epochs}")
+    cols[1].metric(tr("training.run.metric.step"), f"{prog.step}" + (f"/{prog.total_steps}" if prog.total_steps else ""))
+    cols[2].metric(tr("training.run.metric.speed"), f"{prog.images_per_sec:,.0f}" if prog.images_per_sec else "–")
+    label, value, help_text = ft.model_accuracy(run, frame, language)
     cols[3].metric(label, value, help=help_text)
-    synthetic, marks = run.dataset == "synthetic", tuple((e.id, e.step) for e in events)
-    epochs, per_epoch = ft.run_epochs(run), run.steps_per_epoch
-    base = (run.id, run.attempts, synthetic, marks)
-    loss = figure(("loss", *base, _versions(run, "train_loss", "epoch_test_loss")),
-                  lambda: ft.loss_figure(frame, synthetic=synthetic, events=events))
-    acc = figure(("acc", *base, epochs, per_epoch, _versions(run, "epoch_train_acc", "epoch_test_acc", "epoch_val_acc")),
-                 lambda: ft.accuracy_figure(frame, synthetic=synthetic, epochs=epochs, events=events,
-                                            steps_per_epoch=per_epoch))
-    lr = figure(("lr", *base, _versions(run, "lr", "epoch_lr")),
-                lambda: ft.lr_figure(frame, events=events, synthetic=synthetic))
-    st.plotly_chart(loss, key=f"train_loss_chart_{run.id}")
-    st.plotly_chart(acc, key=f"train_acc_chart_{run.id}")
-    st.plotly_chart(lr, key=f"train_lr_chart_{run.id}")
+    _charts(store, run, frame, events, language)
     run_controls.history(run, events)
+    nine_steps(prog if run.is_active else None)
 
+
+# ---- the nine steps, with the trainer's phase ------------------------------------------------
+
+def step_name(number: int) -> str:
+    """A tutorial step's name: its English title, or in Chinese the tutorial's own words."""
+    step = STEPS[number - 1]
+    return step.chinese if lang() == "zh" else step.title
+
+
+def _now_badge() -> str:
+    return f":orange-badge[:material/play_arrow: {tr('training.run.steps.now')}]"
+
+
+def _now_line(prog: run_progress.Progress) -> str:
+    """What the trainer does right now, in the words of the nine steps."""
+    if prog.status != "running":
+        return tr("training.run.steps.now_waiting")
+    phase = prog.phase or "running"
+    return _now_badge() + " " + tr(f"training.run.steps.now_{phase}", epoch=prog.epoch, epochs=prog.epochs,
+                                   step=prog.step, total=prog.total_steps or prog.step)
+
+
+def steps_markdown(loop_running: bool) -> str:
+    """The nine steps, numbered and named as the tutorial does, each with its code; numbers and names
+    on blue while the trainer runs the loop."""
+    color = "blue" if loop_running else "gray"
+    lines = []
+    for step in STEPS:
+        code = "  \n".join(f"`{line.strip()}`" for line in step.code.splitlines())
+        name = f"**{step_name(step.number)}**"
+        if loop_running:
+            name = f":blue-background[{name}]"
+        lines.append(f":{color}-badge[{step.number}] {name}  \n{code}")
+    return "\n\n".join(lines)
+
+
+def after_epoch_markdown(phase: str | None) -> str:
+    """The two things the trainer does after each epoch's nine steps: test, then save."""
+    lines = []
+    for name in ("testing", "saving"):
+        badge = _now_badge() + " " if phase == name else ""
+        lines.append(f"{badge}**{tr(f'training.run.steps.{name}_name')}** — {tr(f'training.run.steps.{name}_text')}")
+    return "\n\n".join(lines)
+
+
+def nine_steps(prog: run_progress.Progress | None) -> None:
+    """The tutorial's nine training steps, open; for an active run (`prog`) what the trainer does now
+    is highlighted: the whole loop (steps 1-9) while it trains, the test or the save after an epoch."""
+    phase = prog.phase if prog is not None and prog.status == "running" else None
+    with st.expander(tr("training.run.steps.title"), expanded=True):
+        st.caption(tr("training.run.steps.intro"))
+        if prog is not None:
+            st.markdown(_now_line(prog))
+        st.markdown(steps_markdown(phase == "training"))
+        st.markdown(after_epoch_markdown(phase))
+        st.caption(tr("training.run.steps.engine"))
+
+
+# ---- the live fragment -----------------------------------------------------------------------
 
 @st.fragment(run_every=LIVE_EVERY_S)
 def _live(run_id: int | None) -> None:
@@ -183,49 +275,58 @@ def live(run_id: int | None, active: bool) -> None:
 
 def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | None:
     """The run picker with Stop and Resume, the run's status and its charts; returns the run shown."""
-    head, live_slot, steps_slot = st.container(), st.container(), st.container()  # fixed places (fragment id)
+    head, live_slot = st.container(), st.container()  # fixed places (fragment id)
     with head:
         run = _pick_run(runs, active)
     with live_slot:
         live(run.id if run is not None else None, bool(active))
         if run is not None and not run.is_active:
             draw_run(store, run)
-    with steps_slot.expander("The nine training steps — what the trainer is doing right now"):
-        st.code(NINE_STEPS, language="python")
-        st.caption("After each epoch the trainer measures test loss and accuracy (model in eval mode, no "
-                   "gradients) and saves a checkpoint. The real loop is `fit()` in `core/train/engine.py`.")
     history_panel.history_section(store, run)   # predictions epoch by epoch (live while it trains)
     return run
 
 
+def _run_option(run: Run, language: str) -> str:
+    return run.label + (t("training.run.synthetic_suffix", language) if run.dataset == "synthetic" else "")
+
+
 def _pick_run(runs: list[Run], active: list[Run]) -> Run | None:
     if not runs:
-        st.info("No runs yet: pick a preset and press **Start training**. Training runs in the background, "
-                "so you can switch pages, reload or open a second tab; charts appear here.")
+        st.info(tr("training.run.no_runs"))
         return None
     ids = [r.id for r in runs]
     if st.session_state.get(SELECTED) not in ids:  # first visit, reload or deleted run: active or newest
         st.session_state[SELECTED] = active[0].id if active else ids[0]
     by_id = {r.id: r for r in runs}
     sel_col, stop_col, resume_col = st.columns([3, 1, 1], vertical_alignment="bottom")
-    selected = sel_col.selectbox("Run", ids, key=SELECTED, format_func=lambda i: by_id[i].label
-                                 + (" (synthetic)" if by_id[i].dataset == "synthetic" else ""))
+    language = lang()   # format functions keep the page run's language (they may be called after it)
+    selected = sel_col.selectbox(tr("training.run.pick"), ids, key=SELECTED,
+                                 format_func=lambda i: _run_option(by_id[i], language))
     run = by_id[selected]
-    stop_col.button("Stop", key=STOP, disabled=not run.is_active or run.stop_requested, width="stretch",
-                    on_click=act, args=(jobs.request_stop, run.id, f"Stop requested for {run.label}: it "
-                                        "ends its current step, saves a checkpoint and stops."))
-    resume_col.button("Resume", key=RESUME, disabled=not run.can_resume, width="stretch", on_click=act,
-                      args=(jobs.resume_run, run.id, f"Resumed {run.label} from its last checkpoint."))
-    cfg = run.config
-    st.markdown(f":{ft.STATUS_COLORS[run.status]}-badge[{ft.STATUS_ICONS[run.status]} {run.status}] "
-                f"&nbsp; {cfg.model} · {cfg.optimizer} lr {cfg.lr:g} · batch {cfg.batch_size} · "
-                f"{cfg.epochs} epochs · {run.dataset_label} · {run.device or 'device not chosen yet'}")
+    stop_col.button(tr("training.run.stop"), key=STOP, disabled=not run.is_active or run.stop_requested,
+                    width="stretch", on_click=act,
+                    args=(jobs.request_stop, run.id, tr("training.run.stop_requested", run=run.label)))
+    resume_col.button(tr("training.run.resume"), key=RESUME, disabled=not run.can_resume, width="stretch",
+                      on_click=act, args=(jobs.resume_run, run.id, tr("training.run.resumed", run=run.label)))
+    st.markdown(status_line(run))
+    with st.expander(tr("training.run.settings.title")):
+        st.markdown(ft.settings_text(run, lang()))
     run_controls.draw(run)
     if run.message and run.status in ("failed", "diverged", "interrupted"):
         (st.error if run.status == "failed" else st.warning)(common.plain(run.message))
     elif run.stop_requested and run.is_active:
-        st.info("Stopping after the current step…")
+        st.info(tr("training.run.stopping"))
     return run
+
+
+def status_line(run: Run) -> str:
+    """The run's status badge and its main settings on one line."""
+    cfg = run.config
+    status = ft.status_text(run, lang())
+    dataset = common.kind_label(run.dataset) if lang() != "en" else run.dataset_label
+    return tr("training.run.summary", color=ft.STATUS_COLORS[run.status], icon=ft.STATUS_ICONS[run.status],
+              status=status, model=cfg.model, optimizer=cfg.optimizer, lr=cfg.lr, batch=cfg.batch_size,
+              epochs=cfg.epochs, dataset=dataset, device=run.device or tr("training.run.no_device"))
 
 
 # ---- all runs --------------------------------------------------------------------------------
@@ -234,10 +335,10 @@ def all_runs(store: RunStore, runs: list[Run], run: Run | None) -> None:
     """Every run in a table; curves and settings of chosen runs side by side; rename or delete `run`."""
     if not runs:
         return
-    st.dataframe(ft.runs_table(runs), hide_index=True, width="stretch", placeholder="–",
-                 column_config={"test acc (%)": st.column_config.NumberColumn(
-                     format="%.2f", help="The test accuracy of the run's model: best.pt (the epoch with the highest "
-                     "validation accuracy) with a validation split; without one the last epoch's (no \"best\")")})
+    language = lang()
+    st.dataframe(ft.runs_table(runs, language), hide_index=True, width="stretch", placeholder="–",
+                 column_config={tr("training.run.table.test_acc"): st.column_config.NumberColumn(
+                     format="%.2f", help=tr("training.run.table.test_acc_help"))})
     _compare(store, runs)
     if run is not None:
         _several_machines(store, run)
@@ -248,43 +349,54 @@ def _several_machines(store: RunStore, run: Run) -> None:
     """The torchrun command to type on each machine for this run (data parallel over a shared runs folder)."""
     from core.train.distributed import multinode_command
 
-    with st.expander(f"Train {common.plain(run.label)} on several machines"):
-        st.caption("Each machine runs its share of the processes; the runs folder must be on a file system they all "
-                   "share, with the images on each machine. Start the same command on every machine; the first to "
-                   "join the rendezvous at HOST:PORT (the host's name sorting first) is process 0, the only one that "
-                   "writes to the run store, so run the dashboard there. See README, \"Data-parallel runs\".")
+    with st.expander(tr("training.run.machines.title", run=common.plain(run.label))):
+        st.caption(tr("training.run.machines.explain"))
         a, b, c = st.columns([1, 1, 2])
-        nodes = a.number_input("Machines", 2, 64, 2, key=MACHINES)
-        per = b.number_input("Processes per machine", 1, 64, max(1, run.config.nproc), key=PER_MACHINE)
-        endpoint = c.text_input("Rendezvous HOST:PORT", "HOST:29500", key=ENDPOINT,
-                                help="A machine all of them can reach, and a free port on it.")
+        nodes = a.number_input(tr("training.run.machines.nodes"), 2, 64, 2, key=MACHINES)
+        per = b.number_input(tr("training.run.machines.per_node"), 1, 64, max(1, run.config.nproc), key=PER_MACHINE)
+        endpoint = c.text_input(tr("training.run.machines.endpoint"), "HOST:29500", key=ENDPOINT,
+                                help=tr("training.run.machines.endpoint_help"))
         st.code(multinode_command(run.id, store.root, nnodes=int(nodes), nproc_per_node=int(per),
                                   endpoint=endpoint.strip() or "HOST:29500"), language="bash", wrap_lines=True)
         if run.is_active:
-            st.caption("It resumes the run from its last checkpoint: stop it here first.")
+            st.caption(tr("training.run.machines.stop_first"))
 
 
 def _compare(store: RunStore, runs: list[Run]) -> None:
+    """Curves of the chosen runs on one axis (epochs, images seen or seconds), their speed and
+    wall time, and their settings side by side."""
     labels = {r.id: r.label for r in runs}
-    picked = st.multiselect("Compare runs", list(labels), key=COMPARE, format_func=labels.get,
-                            placeholder="Pick two or more runs to overlay their curves")
+    picked = st.multiselect(tr("training.run.compare.pick"), list(labels), key=COMPARE, format_func=labels.get,
+                            placeholder=tr("training.run.compare.placeholder"))
     if not picked:
         return
+    language = lang()
     chosen = [r for r in runs if r.id in picked]
-    loss_fig, acc_fig = ft.compare_figures({common.chart_text(r.label): metrics_for(store, r) for r in chosen})
+    axis = st.radio(tr("training.run.compare.axis"), ft.COMPARE_AXES, key=COMPARE_X, horizontal=True,
+                    format_func=lambda a: t(f"training.run.compare.axis_option.{a}", language),
+                    help=tr("training.run.compare.axis_help"))
+    frames = {r.id: metrics_for(store, r) for r in chosen}
+    loss_fig, acc_fig = ft.compare_figures({common.chart_text(r.label): (r, frames[r.id]) for r in chosen},
+                                           axis=axis, lang=language)
     left, right = st.columns(2)
     left.plotly_chart(loss_fig, key="train_compare_loss")
+    left.caption(tr("training.run.compare.loss_caption", reading=tr(f"training.run.compare.reading.{axis}")))
     right.plotly_chart(acc_fig, key="train_compare_acc")
-    show_all = st.toggle("Show every setting", key=ALL_SETTINGS)
-    st.dataframe(ft.config_diff(chosen, only_differences=not show_all), width="stretch")
+    right.caption(tr("training.run.compare.acc_caption", reading=tr(f"training.run.compare.reading.{axis}")))
+    table = ft.comparison_table([(r, frames[r.id]) for r in chosen], language)
+    st.table(table.set_index(table.columns[0]).style.format(ft.comparison_formats(language), na_rep="–"))
+    st.caption(tr("training.run.compare.table_caption"))
+    show_all = st.toggle(tr("training.run.compare.all_settings"), key=ALL_SETTINGS)
+    st.dataframe(ft.config_diff(chosen, only_differences=not show_all, lang=language), width="stretch")
+    st.caption(tr("training.run.compare.settings_caption"))
 
 
 def _rename_or_delete(run: Run) -> None:
-    with st.expander(f"Rename or delete {common.plain(run.label)}"):
-        st.text_input("New name", key=RENAME_TEXT, placeholder=run.name)
-        st.button("Rename", key=RENAME, on_click=rename, args=(run.id,))
-        sure = st.checkbox(f"Yes, delete {common.plain(run.label)} with its checkpoints and metrics", key=DELETE_CONFIRM,
-                           disabled=run.is_active)
-        st.button("Delete run", key=DELETE, type="primary", disabled=not sure or run.is_active,
-                  help="Stop the run first" if run.is_active else None,
+    label = common.plain(run.label)
+    with st.expander(tr("training.run.manage.title", run=label)):
+        st.text_input(tr("training.run.manage.new_name"), key=RENAME_TEXT, placeholder=run.name)
+        st.button(tr("training.run.manage.rename"), key=RENAME, on_click=rename, args=(run.id,))
+        sure = st.checkbox(tr("training.run.manage.confirm", run=label), key=DELETE_CONFIRM, disabled=run.is_active)
+        st.button(tr("training.run.manage.delete"), key=DELETE, type="primary", disabled=not sure or run.is_active,
+                  help=tr("training.run.manage.stop_first") if run.is_active else None,
                   on_click=delete, args=(run.id,))

@@ -1,9 +1,11 @@
-"""In a real browser: start a tiny run on the synthetic set, watch the chart grow, stop it."""
+"""In a real browser: start a tiny run on the synthetic set, watch the chart grow and the nine steps
+follow the trainer, check the live page fits a projector, stop it."""
 from __future__ import annotations
 
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 
 pytestmark = pytest.mark.e2e
@@ -18,6 +20,20 @@ def settle(page, timeout: float = 60_000) -> None:
     """Wait until a rerun has ended: while it runs, Streamlit keeps stale copies of moved elements."""
     page.wait_for_function("""() => document.querySelectorAll('[data-stale="true"]').length === 0""",
                            timeout=timeout)
+
+
+# Charts and metrics of the current script run, visible: widths of the charts, text cut off in the
+# metrics and the run's buttons (Stop, Resume, the changes while it trains).
+FRESH = "[data-testid=stElementContainer]:not([data-stale=true])"
+MEASURE_JS = f"""() => {{
+    const charts = [...document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart]')]
+        .filter(e => e.offsetParent !== null).map(e => Math.round(e.getBoundingClientRect().width));
+    const cut = [...document.querySelectorAll('{FRESH} [data-testid=stMetricValue], {FRESH} [data-testid=stMetricLabel],'
+            + ' [class*=st-key-train_control] button, .st-key-train_stop button, .st-key-train_resume button')]
+        .filter(e => e.offsetParent !== null).flatMap(e => [e, ...e.querySelectorAll('*')])
+        .filter(e => (e.innerText || "").trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText);
+    return {{charts, cut}};
+}}"""
 
 
 def progress_step(page) -> int:
@@ -56,6 +72,18 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
                .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
         arg=first + 3, timeout=120_000)  # the step count moved on by more than three
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+    # The nine steps follow the trainer: the loop is marked while it trains, each chart has its caption.
+    expect(page.get_by_text("Steps 1–9: the training loop.").first).to_be_visible()
+    for caption in ("Light line: the training loss, each step's own loss", "Train accuracy is a running mean",
+                    "The learning rate at every step"):
+        expect(page.get_by_text(caption).first).to_be_attached()
+    # On a projector (1280 x 720) the live charts keep their width and no number or button label is cut.
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_function(f"() => [...document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart]')]"
+                           ".filter(e => e.offsetParent !== null).length >= 3")
+    found = page.evaluate(MEASURE_JS)
+    assert min(found["charts"]) >= 300 and not found["cut"], found
+    page.screenshot(path=str(screenshot_dir / "training-live-1280.png"))
     page.set_viewport_size({"width": 1400, "height": 2000})  # Streamlit scrolls inside the page
     page.screenshot(path=str(screenshot_dir / "training-live.png"))
 

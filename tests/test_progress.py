@@ -102,3 +102,110 @@ def test_phase_rows_are_named_and_checked():
     assert phase_row("testing") == "phase_testing"
     with pytest.raises(ValueError, match="unknown phase"):
         phase_row("sleeping")
+
+
+# ---- the progress line in other languages ----------------------------------------------------
+
+def test_the_progress_line_speaks_chinese_with_the_same_numbers(store):
+    run = running(store, epochs=3, per_epoch=4)
+    t0 = time.time() - 100
+    rows = [(s, 1, "train_loss", 2.0, t0 + s) for s in (1, 2, 3, 4)]
+    rows += [(4, 1, phase_row("testing"), 1.0, t0 + 4.5), (4, 2, phase_row("training"), 1.0, t0 + 10.5)]
+    rows += [(s, 2, "train_loss", 2.0, t0 + 10.5 + (s - 4)) for s in (5, 6)]
+    store.log_metrics(run.id, rows)
+    prog = progress(store.get(run.id), store.metrics(run.id), now=t0 + 12.5)
+    english, chinese = prog.text(), prog.text("zh")
+    assert english.startswith("Training · epoch 2/3 · step 6/12 · 8 images/s")
+    assert chinese.startswith("训练中 · epoch 2/3 · step 6/12 · 8 张图片/秒")
+    assert "本 epoch 约 0m 8s 后结束" in chinese and "整个运行约 0m 18s 后结束" in chinese
+    store.mark_finished(run.id, "stopped", "done")
+
+
+def test_every_phase_and_status_has_its_chinese_words():
+    from core.i18n import catalogue
+    from core.runs.progress import PHASE_TEXT, PHASES, PIECES, STATUS_TEXT, phase_text, status_text
+
+    zh = catalogue("zh")
+    assert set(PHASE_TEXT) == set(PHASES)
+    for name in PIECES:
+        assert f"core.progress.{name}" in zh
+    for phase in PHASES:
+        assert phase_text(phase, "en") == PHASE_TEXT[phase] and phase_text(phase, "zh") == zh[f"core.progress.phase.{phase}"]
+    for status in STATUS_TEXT:
+        assert status_text(status, "zh") == zh[f"core.progress.status.{status}"]
+
+
+# ---- the learning rate of every step ---------------------------------------------------------
+
+def test_the_planned_rate_is_the_engines_schedule():
+    from core.runs.progress import planned_lr
+    from core.train.engine import lr_factor
+
+    cfg = TrainConfig.smoke(epochs=30, schedule="onecycle", warmup=0.23, lr=0.4)
+    steps, rates = planned_lr(cfg, 100, points=400)    # 3,000 steps: about every 7th, plus the corners
+    assert steps[0] == 0 and steps[-1] == 3000 and steps == sorted(set(steps)) and len(steps) < 500
+    assert rates == [pytest.approx(0.4 * lr_factor(cfg, s, 3000)) for s in steps]
+    assert {690} <= set(steps) and max(rates) == pytest.approx(0.4)   # the warm-up's end: the peak
+
+
+def test_the_planned_rate_is_the_rate_the_trainer_used_after_its_changes(tmp_path, synthetic_dataset):
+    """A real stored run with a lower rate and a longer run asked before it starts: at every step the
+    trainer logged its rate (start, each change, each epoch's end), the plan says the same."""
+    from core.runs.progress import planned_lr
+    from core.runs.worker import run_stored
+
+    store = RunStore(tmp_path / "runs")
+    cfg = TrainConfig.smoke(epochs=2, schedule="onecycle", warmup=0.25, lr=1e-2, log_every=1)
+    run = store.create_run(cfg, name="lr")
+    store.request_control(run.id, "lr_factor", 0.5)
+    store.request_control(run.id, "epochs", 3)
+    assert run_stored(store, run.id).status == "completed"
+    run, events = store.get(run.id), store.events(run.id)
+    assert all(not e.pending for e in events) and run.total_steps == 3 * run.steps_per_epoch
+    steps, rates = planned_lr(run.config, run.steps_per_epoch, events)
+    planned = dict(zip(steps, rates))        # at a change's step: the rate after it (the later value)
+    logged = store.metrics(run.id).query("name in ['lr', 'epoch_lr']")
+    assert len(logged) == 1 + 1 + 3            # the start, the changes' step, three epoch ends
+    for step, value in zip(logged["step"], logged["value"]):
+        assert planned[int(step)] == pytest.approx(value, rel=1e-9, abs=1e-15), step
+    assert steps[-1] == run.total_steps
+    change = events[0].step                  # both changes at once, after the first step
+    before, after = [r for s, r in zip(steps, rates) if s == change]
+    assert change >= 1 and after == pytest.approx(0.5 * before)
+
+
+# ---- seconds of training and the accuracy gap ------------------------------------------------
+
+def test_seconds_follow_the_epochs_clock_and_the_measured_speed_after_it(store):
+    import numpy as np
+
+    from core.runs.progress import seconds_at
+
+    run = running(store, epochs=3, per_epoch=10)
+    t0 = time.time() - 100
+    rows = [(10, 1, "epoch_elapsed_s", 12.0), (20, 2, "epoch_elapsed_s", 30.0)]
+    rows += [(s, 3, "train_loss", 2.0, t0 + 0.5 * s) for s in (21, 22, 23, 24)]   # 2 steps/s in epoch 3
+    store.log_metrics(run.id, rows)
+    got = seconds_at(store.metrics(run.id), [0, 5, 10, 15, 20, 24])
+    assert got.tolist() == pytest.approx([0.0, 6.0, 12.0, 21.0, 30.0, 32.0])
+    assert np.isnan(seconds_at(store.metrics(run.id).iloc[0:0], [3])).all()   # nothing known yet
+    store.mark_finished(run.id, "stopped", "done")
+
+
+def test_a_growing_train_test_gap_is_flagged_and_a_closing_one_is_not(store):
+    from core.runs.progress import accuracy_gap
+
+    def frame(pairs):
+        rows = []
+        for epoch, (train, test) in enumerate(pairs, start=1):
+            rows += [(epoch * 8, epoch, "epoch_train_acc", train), (epoch * 8, epoch, "epoch_test_acc", test)]
+        run = store.create_run(TrainConfig.smoke(epochs=len(pairs)), name="gap")
+        store.log_metrics(run.id, rows)
+        return store.metrics(run.id)
+
+    growing = accuracy_gap(frame([(0.30, 0.33), (0.45, 0.44), (0.55, 0.48), (0.64, 0.50)]))
+    assert growing is not None and (growing.since_epoch, growing.epoch) == (1, 4)
+    assert growing.gap_then == pytest.approx(-0.03) and growing.gap_now == pytest.approx(0.14)
+    assert accuracy_gap(frame([(0.30, 0.33), (0.45, 0.44)])) is None                      # too early to say
+    assert accuracy_gap(frame([(0.30, 0.20), (0.40, 0.28), (0.45, 0.36)])) is None        # closing
+    assert accuracy_gap(frame([(0.40, 0.39), (0.42, 0.40), (0.44, 0.41)])) is None        # 3 points: small
