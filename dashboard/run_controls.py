@@ -31,7 +31,7 @@ def request(run_id: int, kind: str, key: str | None) -> None:
                                                  change=ft.event_text(event.kind, event.value, lang())))
     except ConfigError as exc:
         label = tr(f"training.run.controls.{exc.field}") if exc.field in CONTROL_FIELDS else exc.field
-        st.session_state[FLASH] = ("error", f"{label}: {exc.message}")
+        st.session_state[FLASH] = ("error", f"{label}: {exc.text(lang())}")
     except (RunError, ValueError) as exc:
         st.session_state[FLASH] = ("error", str(exc))
 
