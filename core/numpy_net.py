@@ -12,7 +12,10 @@ each activation's local derivative sits right beside its forward rule (``_RULES`
 The tutorial network (2 inputs, two hidden layers of two tanh units, one linear output, no biases)
 is ``tutorial_network()``; fed ``TUTORIAL_INPUT`` it outputs 2.8920827.
 
-No Streamlit here: the dashboard page only calls these functions and draws the results.
+No Streamlit here: the dashboard page only calls these functions and draws the results. The
+sentences that explain a network to a learner (``why_no_effect``, ``NeuronState.explain``, the labels
+of ``parameter_gradients`` and the comments of ``tutorial_code``) take a ``lang`` and come from the
+catalogues (core.i18n, keys under ``numpy.core``); everything else here is numbers and identifiers.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from core.i18n import t
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 
@@ -381,7 +386,12 @@ class ParamGradient:
     grad: float
 
 
-def parameter_gradients(network: Network, x) -> list[ParamGradient]:
+def bias_label(name: str, lang: str = "en") -> str:
+    """How a neuron's bias is named on the page: "bias of h1,1"."""
+    return t("numpy.core.bias_of", lang, name=name)
+
+
+def parameter_gradients(network: Network, x, lang: str = "en") -> list[ParamGradient]:
     """d output / d each weight and bias for one sample, in layer order, with readable labels."""
     grads = network.backward(x)
     names = neuron_names(network)
@@ -392,7 +402,7 @@ def parameter_gradients(network: Network, x) -> list[ParamGradient]:
                 rows.append(ParamGradient(l, "weight", (j, i), f"{names[l - 1][i]} → {names[l][j]}",
                                           float(layer.weights[j, i]), float(grads.weights[l - 1][j, i])))
             if layer.bias is not None:
-                rows.append(ParamGradient(l, "bias", (j,), f"bias of {names[l][j]}",
+                rows.append(ParamGradient(l, "bias", (j,), bias_label(names[l][j], lang),
                                           float(layer.bias[j]), float(grads.biases[l - 1][j])))
     return rows
 
@@ -413,13 +423,14 @@ class NeuronState:
 
     @property
     def explanation(self) -> str:
-        if self.state == "saturated":
-            return (f"{self.name} is saturated: z = {format_number(self.z)} is far from 0, where its curve is flat "
-                    f"(slope {display_number(self.slope)}), so nudging the weights into it barely moves anything")
-        if self.state == "off":
-            return (f"{self.name} is off: relu of z = {format_number(self.z)} ≤ 0 is 0 whatever small change comes in, "
-                    f"so the weights into it have no effect at this input")
-        return ""
+        return self.explain()
+
+    def explain(self, lang: str = "en") -> str:
+        """Why changes do not pass through this neuron, in a sentence ("" when they do)."""
+        if not self.state:
+            return ""
+        return t(f"numpy.core.{self.state}", lang, name=self.name, z=format_number(self.z),
+                 slope=display_number(self.slope))
 
 
 def neuron_states(network: Network, x) -> list[NeuronState]:
@@ -465,15 +476,20 @@ def _code_number(v: float) -> str:
     return repr(float(v)) if float(v) != int(v) else str(int(v))
 
 
-def tutorial_code(network: Network, x) -> str:
+def tutorial_code(network: Network, x, lang: str = "en") -> str:
     """The tutorial's numpy forward pass, written for this network and input (any shape, any activations,
-    with or without biases): runnable Python that prints the network's output."""
+    with or without biases): runnable Python that prints the network's output. The comments are in
+    `lang` (in Chinese, the tutorial's own)."""
+
+    def comment(key: str, **values) -> str:
+        return "# " + t(f"numpy.code.{key}", lang, **values)
+
     names = neuron_names(network)
     keys = [[f"h{l}{j + 1}" for j in range(len(col))] for l, col in enumerate(names[1:-1], start=1)]
     keys.append(["out"] if network.out_features == 1 else [f"out{j + 1}" for j in range(network.out_features)])
     x = np.asarray(x, dtype=float)
-    lines = ["import numpy as np", "", "# the input", f"input_data = np.array([{', '.join(map(_code_number, x))}])",
-             "# every neuron's weights (and bias)", "weights = {"]
+    lines = ["import numpy as np", "", comment("input"), f"input_data = np.array([{', '.join(map(_code_number, x))}])",
+             comment("weights"), "weights = {"]
     for layer, layer_keys in zip(network.layers, keys):
         for j, key in enumerate(layer_keys):
             lines.append(f"    '{key}': np.array([{', '.join(map(_code_number, layer.weights[j]))}]),")
@@ -482,11 +498,17 @@ def tutorial_code(network: Network, x) -> str:
     lines.append("}")
     used = sorted({layer.activation for layer in network.layers} - {"linear"}, key=ACTIVATIONS.index)
     for act in used:
-        lines += ["", _CODE_ACTIVATIONS[act]]
+        lines += ["", comment("activation", act=act), _CODE_ACTIVATIONS[act]]
     previous = "input_data"
     for l, (layer, layer_keys) in enumerate(zip(network.layers, keys), start=1):
         last = l == len(network.layers)
-        lines += ["", "# the output layer" if last else f"# hidden layer {l}: weighted sums, then {layer.activation}"]
+        if last:
+            head = comment("output", act=layer.activation) if layer.activation != "linear" else comment("output_linear")
+        elif layer.activation == "linear":
+            head = comment("hidden_linear", l=l)
+        else:
+            head = comment("hidden", l=l, act=layer.activation)
+        lines += ["", head]
         values = []
         for key in layer_keys:
             total = f"({previous} * weights['{key}']).sum()"
@@ -504,7 +526,7 @@ def tutorial_code(network: Network, x) -> str:
     return "\n".join(lines) + "\n"
 
 
-def why_no_effect(network: Network, x, params: list[ParamGradient]) -> list[str]:
+def why_no_effect(network: Network, x, params: list[ParamGradient], lang: str = "en") -> list[str]:
     """Plain reasons why these parameters (whose gradient is about 0) have no visible effect at input x,
     grouped: the neuron they feed is saturated or off; the value they multiply is about 0; or the
     change is blocked further on, by a saturated or off neuron between them and the output."""
@@ -515,17 +537,17 @@ def why_no_effect(network: Network, x, params: list[ParamGradient]) -> list[str]
     for p in params:
         l, j = p.layer, p.index[0]
         state = states[(l, j)]
-        if state.state:
-            reason = state.explanation
-        elif p.kind == "weight":
+        incoming = None
+        if p.kind == "weight":
             i = p.index[1]
             incoming = trace.input[i] if l == 1 else trace.layers[l - 2].a[i]
-            if display_number(incoming) == "0":
-                reason = (f"the value coming in, {names[l - 1][i]} = {display_number(incoming)} "
-                          f"(exactly {float(incoming):.3g}), is about 0, so the weight adds about 0 to the sum")
-            else:
-                reason = f"the change they make to {state.name} is blocked on its way to the output by a saturated or off neuron"
+        if state.state:
+            reason = state.explain(lang)
+        elif incoming is not None and display_number(incoming) == "0":
+            reason = t("numpy.core.zero_input", lang, name=names[l - 1][i], shown=display_number(incoming),
+                       exact=f"{float(incoming):.3g}")
         else:
-            reason = f"the change they make to {state.name} is blocked on its way to the output by a saturated or off neuron"
+            reason = t("numpy.core.blocked", lang, name=state.name)
         groups.setdefault(reason, []).append(p.label)
-    return [f"{', '.join(labels)}: {reason}." for reason, labels in groups.items()]
+    return [t("numpy.core.reason", lang, labels=t("numpy.core.list_sep", lang).join(labels), reason=reason)
+            for reason, labels in groups.items()]

@@ -280,7 +280,15 @@ class SGDSettings:
 
 
 class TrainingDiverged(ValueError):
-    """A step would have made some parameter infinite or NaN; the parameters were left as they were."""
+    """A step would have made some parameter infinite or NaN; the parameters were left as they were.
+
+    ``lr`` and ``batch_loss`` are kept so that a page can say it in its own language."""
+
+    def __init__(self, lr: float, batch_loss: float):
+        super().__init__(
+            f"the step would make the weights infinite (learning rate {lr:g}, batch loss {batch_loss:.3g}): "
+            "the learning rate is too large for this network; lower it and reset the weights")
+        self.lr, self.batch_loss = lr, batch_loss
 
 
 def sgd_step(net: Network, x: np.ndarray, labels: np.ndarray, settings: SGDSettings) -> float:
@@ -307,9 +315,7 @@ def sgd_step(net: Network, x: np.ndarray, labels: np.ndarray, settings: SGDSetti
                 if gb is not None:
                     updates.append((layer.bias, layer.bias - settings.lr * gb))
     if not (np.isfinite(value) and all(np.isfinite(new).all() for _, new in updates)):
-        raise TrainingDiverged(
-            f"the step would make the weights infinite (learning rate {settings.lr:g}, batch loss {value:.3g}): "
-            "the learning rate is too large for this network; lower it and reset the weights")
+        raise TrainingDiverged(settings.lr, value)
     for old, new in updates:
         old[...] = new  # in place: the Parameters this network was built from see the step
     return value

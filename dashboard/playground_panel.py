@@ -2,14 +2,15 @@
 
     panel.init_state()                       # once per full page run, before any widget
     status_place = panel.transport_bar()     # Step, Play/Pause, Reset: outside the fragment
-    @st.fragment(run_every=panel.run_every())    # the page body; a timer reruns it only while playing
-    def body():
+    panel.network_controls()                 # activation, biases, the shape: outside the fragment
+    places = panel.layout(...)               # the page's places, the text that does not change between them
+    @st.fragment(run_every=panel.run_every())    # fills the places; a timer reruns it only while playing
+    def live():
         arch, net, trainer = panel.current()
         panel.advance(net, trainer)          # a Step press, or one update's worth of steps while playing
         panel.follow_play_state()            # playing stopped by itself: rerun the page to stop the timer
         with status_place: panel.status(net, trainer)
-        panel.network_controls()
-        x = panel.inputs_and_weights(net); ...diagram, panel.surface_section(...), panel.training_section(...)
+        x = panel.draw_live(places, net, trainer, ...)
 
 The network's numbers live in session state as one core.playground.Parameters (PARAMS); the
 sliders (or number inputs) only edit it: each is set from PARAMS before it is drawn and writes its
@@ -17,9 +18,20 @@ new value back in its on_change callback. So training can move the sliders, a we
 sliders' range is kept exactly (the slider shows its end), and the biases keep their values while
 switched off. All the training is core.playground (numpy, no torch); nothing here computes.
 
+What one update sends to the browser, and what it costs there (bench.numpy_playground --browser):
+the fragment writes only what changes while training plays (the status line, the output, the
+diagram, the surface, the weight sliders and the curves) into places that the full page run laid
+out; the controls, the explanations and the captions between those places are drawn by the full
+run only, so an update neither sends nor redraws them. Streamlit mounts a new plotly chart for each
+new figure (and keeps one whose figure is the same), so a chart is drawn from scratch whenever it
+changes: the figures are built to be cheap to draw (dashboard/figures/numpy.py); while playing the
+surface is a 51 x 51 heatmap in float32 with only the decision boundary as a line (101 x 101 with
+contour lines when paused), and the diagram and the curves are redrawn in turns, each at every
+other update (_in_turn), while the surface, the sliders and the status line follow every update.
+
 CPU while playing, paused or hidden (see run_every and advance):
-* Paused: the page body is registered as a fragment without run_every, so the browser holds no
-  timer and the server runs nothing until someone touches a widget.
+* Paused: the fragment is registered without run_every, so the browser holds no timer and the
+  server runs nothing until someone touches a widget.
 * Playing: the browser's timer asks for a fragment rerun every TICK_S; each does a bounded amount
   of work (at most 50 SGD steps on at most 1000 points, then one redraw) and Streamlit folds rerun
   requests that arrive while one is running into one, so requests never pile up.
@@ -30,14 +42,21 @@ CPU while playing, paused or hidden (see run_every and advance):
 """
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
+from core import i18n
 from core import numpy_net as nn
 from core import playground as pg
 from dashboard.figures import numpy as figures
+from dashboard.lang import lang, tr
 
 # ---- keys: widgets (addressable from tests) and plain state --------------------------------------
 # the network: nn_w{layer}_{out}_{in} is W_layer[out, in] and nn_b{layer}_{out} is b_layer[out], as in core
@@ -60,6 +79,7 @@ PENDING = "pg_pending_steps"  # steps asked for with the Step button, taken befo
 TICKS = "pg_ticks"            # time.monotonic() of each update while playing (the last few), and the count
 NOTE = "pg_note"              # (kind, text) shown once: why playing stopped
 STOP = "pg_stop"              # playing stopped by itself; the next full run sets Play/Pause to Pause
+DRAWN = "pg_drawn"            # the diagram's and the curves' figures as last drawn (while playing: in turns)
 
 
 def w_key(l: int, j: int, i: int) -> str:  # 1-based layer, 0-based indices
@@ -72,7 +92,8 @@ def b_key(l: int, j: int) -> str:
 
 LIMIT, STEP = 10.0, 0.1  # the sliders' range and step
 MAX_SLIDER_WEIGHTS = 12  # sliders up to 12 weights (the tutorial's 2-2-2-1 has 10, a 2-4-1 12); more: a compact view
-TICK_S = 0.25  # seconds between updates while playing
+TICK_S = 0.2  # seconds between updates while playing (at most 5 a second; a busy browser asks for fewer)
+PLAYING_GRID = 51  # the surface while playing: 51 x 51 points (101 x 101 when paused)
 PLAY_LIMIT_S = 180  # Play stops itself after this long
 KEEP = {"persist_state": "session"}  # a widget's value survives a visit to another page
 
@@ -87,46 +108,52 @@ TUTORIAL_STATE = {BIAS_KEY: False, ACT_KEY: "tanh", LAYERS_KEY: 2, LOSS_KEY: "ms
                   **{k: 2 for k in UNITS_KEYS}, **{k: "tanh" for k in LAYER_ACT_KEYS}}
 DEFAULTS = {EXACT_KEY: False, **TUTORIAL_STATE, DATA_KEY: "xor", NOISE_KEY: 10, POINTS_KEY: 200, SHARE_KEY: 50,
             SEED_KEY: 0, LR_KEY: 0.03, BATCH_KEY: 10, L2_KEY: 0.0, SPEED_KEY: 10, PLAY_KEY: "pause"}
-PLAY_LABELS = {"play": "Play", "pause": "Pause"}
 
-# ---- what each control does, in a sentence or two --------------------------------------------------
-HELP = {
-    ACT_KEY: "Sets every hidden layer at once. tanh squashes the sum into (-1, 1); relu keeps positive sums and "
-             "turns negative ones into 0; sigmoid squashes into (0, 1); linear passes the sum through unchanged.",
-    "layer_act": "tanh saturates: beyond a sum of about ±3 its slope 1 − tanh² is almost 0, so hardly any gradient "
-                 "flows back through it and its weights stop learning. relu never saturates for positive sums, but a "
-                 "neuron whose sum is negative on every point has slope 0 and never learns again.",
-    BIAS_KEY: "A bias is a number added to the weighted sum: it shifts where a neuron switches on. Without biases "
-              "every neuron's line passes through the origin, and a tanh network is odd, f(−x) = −f(x), so it cannot "
-              "learn XOR.",
-    LAYERS_KEY: "Each hidden neuron cuts the plane along one soft line; the next layer combines those cuts into "
-                "curved regions. A new shape starts from new random weights.",
-    "units": "More neurons, more lines to combine: a 2-2 network cannot wrap around the spirals, 8-8 can.",
-    DATA_KEY: "Four problems: XOR (opposite corners belong together), a circle inside a ring, two interleaved "
-              "spirals, and two blobs that one straight line separates.",
-    NOISE_KEY: "Moves every point by a random amount, so the classes start to overlap and no boundary gets every "
-               "point right.",
-    POINTS_KEY: "How many points in all, training and test together.",
-    SHARE_KEY: "The network learns from the training points only; the test points (dark outline) show whether what "
-               "it learned holds on points it has never seen.",
-    SEED_KEY: "The seed draws the points, the starting weights (on Reset or a new shape) and the order of the "
-              "batches: the same seed gives the same run.",
-    LOSS_KEY: "How wrongness is measured. Squared error compares the output with a target of −1 or +1 (linear "
-              "output). Cross-entropy puts the output through a sigmoid to get a probability of class 1 and punishes "
-              "confident mistakes hardest.",
-    LR_KEY: "How far each step moves a weight: learning rate × its gradient. Too small and training crawls; too large "
-            "and every step overshoots, so the loss jumps about or blows up.",
-    BATCH_KEY: "Points per step. One point gives a noisy gradient and a jittery path; more points give a steadier "
-               "average but fewer steps per pass over the data.",
-    L2_KEY: "Adds λ/2 · Σ w² to the loss, so each step also pulls every weight a little towards 0: smoother "
-            "boundaries and less overfitting, but too much and the network cannot fit the data at all.",
-    SPEED_KEY: "SGD steps between two redraws while playing: more trains faster per second, the steps are the same.",
-    STEP_KEY: "One SGD step: a batch of training points forward, the loss, backward for every gradient, and every "
-              "weight nudged against its gradient.",
-    PLAY_KEY: f"Step after step, redrawn up to {1 / TICK_S:.0f} times a second (as fast as the browser draws). "
-              f"Play stops by itself after {PLAY_LIMIT_S // 60} minutes.",
-    RESTART_KEY: "New random starting weights (from the seed) for this shape; the step count and curves start over.",
-}
+PLAY_CHOICES = ("play", "pause")
+
+
+def help_text(name: str) -> str:
+    """What a control does, in a sentence or two (numpy.help.<name> in the catalogues)."""
+    if name == "play":
+        return tr("numpy.help.play", per_s=round(1 / TICK_S), minutes=PLAY_LIMIT_S // 60)
+    return tr(f"numpy.help.{name}")
+
+
+HELP_NAMES = ("act", "layer_act", "bias", "layers", "units", "data", "noise", "points", "share", "seed", "loss",
+              "lr", "batch", "l2", "speed", "step", "play", "reset")
+
+
+# Names of options, in a language given when the widget is drawn: a select calls its format_func
+# again later (AppTest does, outside a script run), when the session's language cannot be looked up.
+
+def activation_name(act: str, language: str) -> str:
+    """An activation as a select shows it: its name (tanh, relu, sigmoid), and what linear means."""
+    return i18n.t(f"numpy.act_name.{act}", language)
+
+
+def dataset_name(kind: str, language: str) -> str:
+    return i18n.core_text(f"playground.dataset.{kind}", pg.DATASETS[kind], language)
+
+
+def loss_name(loss: str, language: str) -> str:
+    return i18n.core_text(f"playground.loss.{loss}", pg.LOSSES[loss], language)
+
+
+def loss_option(loss: str, language: str) -> str:
+    return i18n.t("numpy.train.loss_option", language, loss=loss_name(loss, language), act=pg.OUTPUT_ACTIVATION[loss])
+
+
+def play_choice(choice: str, language: str) -> str:
+    return i18n.t(f"numpy.play.{choice}", language)
+
+
+def in_language(name_of) -> Callable[[str], str]:
+    """name_of(option, language) for a widget's format_func, with the session's language of now."""
+    return functools.partial(name_of, language=lang())
+
+
+def _number_text(v: float) -> str:
+    return f"{v:g}"
 
 
 # ---- state and callbacks ---------------------------------------------------------------------------
@@ -164,7 +191,8 @@ def follow_play_state() -> None:
 
 
 def _pause(note: tuple[str, str] | None = None) -> None:
-    """Stop playing from the page body (the control is drawn already: init_state sets it next run)."""
+    """Stop playing from the page body (the control is drawn already: init_state sets it next run).
+    `note`: (kind, text) shown once under the status line."""
     if is_playing():
         st.session_state[STOP] = True
     if note:
@@ -181,10 +209,10 @@ def play_changed() -> None:
         st.session_state[TICKS] = {"count": 0, "times": []}
 
 
-def _stop_from_callback() -> None:
-    if is_playing():
-        st.session_state[PLAY_KEY] = "pause"
-        st.rerun()  # from a widget inside the fragment: make this interaction a full page run, the timer stops
+def _stop_playing() -> None:
+    """From a control's callback (all of them outside the fragment: their interaction is a full page
+    run, which registers the fragment without its timer)."""
+    st.session_state[PLAY_KEY] = "pause"
 
 
 def _new_curves() -> None:
@@ -196,14 +224,14 @@ def reset_to_tutorial() -> None:  # a callback runs before the widgets exist, so
     st.session_state.update(TUTORIAL_STATE)
     st.session_state[PARAMS] = pg.tutorial_parameters()
     _new_curves()
-    _stop_from_callback()
+    _stop_playing()
 
 
 def reshape() -> None:
     """A new number of layers or neurons: new random weights of the new shape."""
     st.session_state[PARAMS] = pg.Parameters.initial(architecture(), st.session_state[SEED_KEY])
     _new_curves()
-    _stop_from_callback()
+    _stop_playing()
 
 
 def restart() -> None:
@@ -242,6 +270,12 @@ def architecture() -> pg.Architecture:
                            ss[BIAS_KEY], pg.OUTPUT_ACTIVATION[ss[LOSS_KEY]])
 
 
+def hidden_activations() -> list[str]:
+    """The activations of the hidden layers shown, each once, in the order of nn.ACTIVATIONS."""
+    ss = st.session_state
+    return sorted({ss[k] for k in LAYER_ACT_KEYS[:ss[LAYERS_KEY]]}, key=nn.ACTIVATIONS.index)
+
+
 def sgd_settings() -> pg.SGDSettings:
     ss = st.session_state
     return pg.SGDSettings(ss[LOSS_KEY], ss[LR_KEY], ss[BATCH_KEY], ss[L2_KEY])
@@ -277,8 +311,7 @@ def advance(net: nn.Network, trainer: pg.Trainer) -> None:
     steps, ss[PENDING] = ss[PENDING], 0
     if is_playing():
         if time.monotonic() - ss[PLAY_SINCE] > PLAY_LIMIT_S:
-            _pause(("info", f"Paused after {PLAY_LIMIT_S // 60} minutes of playing, so that a forgotten tab does "
-                            "not keep the computer busy. Press Play to go on."))
+            _pause(("info", tr("numpy.play.time_limit", minutes=PLAY_LIMIT_S // 60)))
         else:
             steps += ss[SPEED_KEY]
             ticks = ss[TICKS]
@@ -288,7 +321,7 @@ def advance(net: nn.Network, trainer: pg.Trainer) -> None:
         try:
             trainer.train(net, sgd_settings(), steps)
         except pg.TrainingDiverged as exc:
-            _pause(("error", f"Stopped: {exc}."))
+            _pause(("error", tr("numpy.play.diverged", lr=exc.lr, loss=exc.batch_loss)))
 
 
 def updates_per_second() -> float | None:
@@ -296,28 +329,122 @@ def updates_per_second() -> float | None:
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 3 and times[-1] > times[0] else None
 
 
+# ---- the page's places: laid out by the full run, filled by the fragment ---------------------------
+
+@dataclass(frozen=True)
+class Places:
+    """Where the fragment draws what changes at every update, in the page's reading order."""
+
+    output: DeltaGenerator    # the network's output (a metric) and the diagram
+    surface: DeltaGenerator   # the output over the plane
+    weights: DeltaGenerator   # the inputs and every weight (sliders, or the compact view)
+    curves: DeltaGenerator    # the training curves
+    analysis: DeltaGenerator  # the step-by-step table, the code and the gradients (only while paused)
+
+
+def layout(arch: pg.Architecture) -> Places:
+    """The page below the controls: the diagram beside the plane, the weights, the training settings,
+    the curves and the analysis, each place followed by its caption. Only the places change while
+    training plays; everything drawn here stays as it is until the next full page run."""
+    playing = is_playing()
+    diagram_col, plane_col = st.columns([1.2, 1], gap="medium")
+    with diagram_col:
+        output = st.container()
+        st.caption(diagram_caption(arch))
+    with plane_col:
+        st.markdown(tr("numpy.surface.heading", shape=arch.label))
+        surface = st.container()
+        st.caption(surface_caption(playing))
+    weights = st.container()
+    if playing:
+        st.caption(tr("numpy.weights.playing"))
+    training_settings()
+    curves = st.container()
+    st.caption(tr("numpy.curves.caption"))
+    analysis = st.container()
+    if playing:
+        analysis.caption(tr("numpy.page.paused_only"))
+    return Places(output, surface, weights, curves, analysis)
+
+
+def diagram_caption(arch: pg.Architecture) -> str:
+    """How to read the diagram; its rings are explained for the activations on screen only."""
+    acts = {*arch.activations, arch.output}
+    rings = [tr("numpy.diagram.ring_saturated")] if acts & {"tanh", "sigmoid"} else []
+    rings += [tr("numpy.diagram.ring_off")] if "relu" in acts else []
+    return tr("numpy.diagram.caption", rings="".join(rings))
+
+
+def surface_caption(playing: bool) -> str:
+    loss = st.session_state[LOSS_KEY]
+    return tr("numpy.surface.caption", boundary=format(pg.THRESHOLD[loss], "g"),
+              levels=tr(f"numpy.surface.levels_{loss}"), playing=tr("numpy.surface.playing") if playing else "")
+
+
+def _in_turn(name: str, build) -> go.Figure:
+    """The figure `name` built afresh, or while playing only at every other update (the diagram at odd
+    ones, the curves at even ones) and otherwise as it was last drawn. The browser draws a chart again
+    only when its figure changed (Streamlit keeps a chart whose figure is the same), so this halves what
+    these two cost while the surface, the sliders and the status line follow every update."""
+    ss = st.session_state
+    drawn = ss.setdefault(DRAWN, {})
+    fresh = not is_playing() or name not in drawn or ss[TICKS]["count"] % 2 == (name == "diagram")
+    if fresh:
+        drawn[name] = build()
+    return drawn[name]
+
+
+def draw_live(places: Places, net: nn.Network, trainer: pg.Trainer, reference: float) -> np.ndarray:
+    """Everything that changes at an update, each in its place; returns the input x.
+    `reference`: the tutorial's output, which the shown output is compared with."""
+    language, playing, loss = lang(), is_playing(), st.session_state[LOSS_KEY]
+    with places.weights:
+        x = inputs_and_weights(net)
+    trace = net.forward(x)
+    with places.output:
+        out = trace.value
+        same = f"{out:.7f}" == f"{reference:.7f}"
+        st.metric(tr("numpy.page.output"), f"{out:.7f}", delta_color="off",
+                  delta=None if same else tr("numpy.page.output_delta", delta=out - reference, tutorial=reference))
+        diagram = _in_turn("diagram", lambda: figures.network_diagram(net, trace, states=nn.neuron_states(net, x),
+                                                                      lang=language))
+        st.plotly_chart(diagram, key="nn_diagram", config={"displayModeBar": False})
+    with places.surface:
+        grid = pg.surface(net, resolution=PLAYING_GRID if playing else 101)
+        fig = figures.output_surface(grid, trainer.data.train, trainer.data.test, x, loss=loss, height=470,
+                                     light=playing, lang=language)
+        st.plotly_chart(fig, key="nn_surface", config={"displayModeBar": False})
+    with places.curves:
+        curves = _in_turn("curves", lambda: figures.training_curves(
+            trainer.history, loss_name=loss_name(loss, language), height=300, lang=language))
+        st.plotly_chart(curves, key="pg_curves", config={"displayModeBar": False})
+    return x
+
+
 # ---- sections --------------------------------------------------------------------------------------
 
 def network_controls() -> None:
     """Two rows: how numbers are entered, biases, activation, the tutorial's reset; then the shape."""
     opts = st.columns([1.2, 1.1, 1.3, 1.4], vertical_alignment="bottom")
-    opts[0].toggle("Type exact numbers", key=EXACT_KEY, help="Number inputs instead of sliders",
+    opts[0].toggle(tr("numpy.controls.exact"), key=EXACT_KEY, help=tr("numpy.controls.exact_help"),
                    on_change=carry_inputs_over, **KEEP)
-    opts[1].checkbox("Add biases", key=BIAS_KEY, help=HELP[BIAS_KEY], **KEEP)
-    opts[2].selectbox("Hidden activation", nn.ACTIVATIONS, key=ACT_KEY, help=HELP[ACT_KEY],
-                      on_change=set_every_activation, **KEEP)
-    opts[3].button("Reset to the tutorial's values", key=RESET_KEY, on_click=reset_to_tutorial,
+    opts[1].checkbox(tr("numpy.controls.bias"), key=BIAS_KEY, help=help_text("bias"), **KEEP)
+    opts[2].selectbox(tr("numpy.controls.activation"), nn.ACTIVATIONS, format_func=in_language(activation_name),
+                      key=ACT_KEY,
+                      help=help_text("act"), on_change=set_every_activation, **KEEP)
+    opts[3].button(tr("numpy.controls.reset_tutorial"), key=RESET_KEY, on_click=reset_to_tutorial,
                    icon=":material/restart_alt:")
     n = st.session_state[LAYERS_KEY]
     shape = st.columns([1.2, 1.1, 1.1, 1.1])
-    shape[0].select_slider("Hidden layers", options=list(range(1, pg.MAX_HIDDEN_LAYERS + 1)), key=LAYERS_KEY,
-                           help=HELP[LAYERS_KEY], on_change=reshape, **KEEP)
+    shape[0].select_slider(tr("numpy.controls.layers"), options=list(range(1, pg.MAX_HIDDEN_LAYERS + 1)),
+                           key=LAYERS_KEY, help=help_text("layers"), on_change=reshape, **KEEP)
     for l in range(n):
         with shape[l + 1]:
-            st.select_slider(f"Neurons in hidden layer {l + 1}", options=list(range(1, pg.MAX_UNITS + 1)),
-                             key=UNITS_KEYS[l], help=HELP["units"], on_change=reshape, **KEEP)
-            st.selectbox(f"Activation of hidden layer {l + 1}", nn.ACTIVATIONS, key=LAYER_ACT_KEYS[l],
-                         help=HELP["layer_act"], **KEEP)
+            st.select_slider(tr("numpy.controls.units", l=l + 1), options=list(range(1, pg.MAX_UNITS + 1)),
+                             key=UNITS_KEYS[l], help=help_text("units"), on_change=reshape, **KEEP)
+            st.selectbox(tr("numpy.controls.layer_activation", l=l + 1), nn.ACTIVATIONS,
+                         format_func=in_language(activation_name),
+                         key=LAYER_ACT_KEYS[l], help=help_text("layer_act"), **KEEP)
 
 
 def _number(label: str, key: str, value: float, disabled: bool, on_change, args) -> float:
@@ -330,7 +457,7 @@ def _number(label: str, key: str, value: float, disabled: bool, on_change, args)
 
 
 def _inputs() -> np.ndarray:
-    st.markdown("**Inputs** — the cross on the plane")
+    st.markdown(tr("numpy.weights.inputs"))
     x = np.zeros(2)
     for i in range(2):
         if st.session_state[EXACT_KEY]:
@@ -352,27 +479,22 @@ def inputs_and_weights(net: nn.Network) -> np.ndarray:
         with first:
             x = _inputs()
         with rest:
-            st.markdown(f"**Weights** of the {'-'.join(str(len(c)) for c in names)} network")
-            st.plotly_chart(figures.weight_matrices(net, height=140 + 24 * max(len(c) for c in names)),
+            st.markdown(tr("numpy.weights.compact", shape="-".join(str(len(c)) for c in names)))
+            st.plotly_chart(figures.weight_matrices(net, height=150 + 24 * max(len(c) for c in names), lang=lang()),
                             key="nn_weight_view", config={"displayModeBar": False})
-            st.caption("Too many weights for sliders, so each grid is one layer: a row per neuron, a column per input "
-                       "it receives (and its bias); blue cells are positive weights, red negative. Choose a network "
-                       f"with at most {MAX_SLIDER_WEIGHTS} weights (such as 2-2-2-1 or 2-4-1) to edit them with "
-                       "sliders again.")
+            st.caption(tr("numpy.weights.compact_caption", most=MAX_SLIDER_WEIGHTS))
         return x
     columns = st.columns(1 + n_layers, gap="medium")
     with columns[0]:
         x = _inputs()
     for l, layer in enumerate(net.layers, start=1):
         with columns[l]:
-            st.markdown(f"**{'Output' if l == n_layers else f'Hidden layer {l}'}** — weights in")
+            st.markdown(tr("numpy.weights.output") if l == n_layers else tr("numpy.weights.hidden", l=l))
             # more than two neurons: two neurons side by side, so the column stays short
             places = st.columns(2) if layer.out_features > 2 else [st.container()]
             for j in range(layer.out_features):
                 with places[j % len(places)]:
                     _neuron_sliders(names, layer, l, j, playing)
-    if playing:
-        st.caption("The weights follow the training while it plays; pause to move them yourself.")
     return x
 
 
@@ -385,68 +507,53 @@ def _neuron_sliders(names, layer: nn.Layer, l: int, j: int, playing: bool) -> No
                 (key, l, j, i))
     if layer.bias is not None:
         key = b_key(l, j)
-        _number(f"bias of {names[l][j]}", key, params.biases[l - 1][j], playing, edit_bias, (key, l, j))
+        _number(nn.bias_label(names[l][j], lang()), key, params.biases[l - 1][j], playing, edit_bias, (key, l, j))
 
 
-def surface_section(net: nn.Network, trainer: pg.Trainer, x: np.ndarray) -> None:
-    loss = st.session_state[LOSS_KEY]
-    fig = figures.output_surface(pg.surface(net), trainer.data.train, trainer.data.test, x, loss=loss, height=470)
-    st.plotly_chart(fig, key="nn_surface", config={"displayModeBar": False})
-    levels, boundary = ("0.1, 0.3, 0.5, 0.7 and 0.9", "0.5") if loss == "bce" else ("−1, −0.5, 0, 0.5 and 1", "0")
-    st.caption(f"The network's output for every input (x1, x2) of the plane: blue where it is high, red where it "
-               f"is low, with lines where it equals {levels}. The line at {boundary}, "
-               f"where red turns blue, is the decision boundary: points on its blue side are called class 1. Dots are "
-               f"the data (white outline: training, dark: test); the cross is the input above.")
-
-
-def training_section(net: nn.Network, trainer: pg.Trainer) -> None:
-    ss = st.session_state
-    st.subheader("Train it")
-    st.markdown(
-        "Training is the forward pass you see above, plus the gradients below, plus many small steps: take a few "
-        "points, measure how wrong the outputs are (the **loss**), compute the loss's gradient for every weight "
-        "with backpropagation, and move each weight a little against its gradient. That is **stochastic "
-        "gradient descent** (SGD), written in numpy in `core/playground.py`. **Step**, **Play** and **Reset** are at "
-        "the top of the page; hover over a control's question mark for what it does."
-    )
+def training_settings() -> None:
+    """What training is, then the data and the SGD settings (outside the fragment: a change is a full run)."""
+    st.subheader(tr("numpy.train.title"))
+    st.markdown(tr("numpy.train.intro"))
     data_col, train_col = st.columns(2, gap="large")
     with data_col:
-        st.markdown("**Data**")
-        st.selectbox("Data set", list(pg.DATASETS), format_func=pg.DATASETS.get, key=DATA_KEY, help=HELP[DATA_KEY],
-                     **KEEP)
-        st.select_slider("Noise (%)", options=list(range(0, 55, 5)), key=NOISE_KEY, help=HELP[NOISE_KEY], **KEEP)
-        st.select_slider("Points", options=POINTS_CHOICES, key=POINTS_KEY, help=HELP[POINTS_KEY], **KEEP)
-        st.select_slider("Training share (%)", options=list(range(10, 100, 10)), key=SHARE_KEY,
-                         help=HELP[SHARE_KEY], **KEEP)
-        st.select_slider("Seed", options=list(range(0, 100)), key=SEED_KEY, help=HELP[SEED_KEY], **KEEP)
+        st.markdown(tr("numpy.train.data"))
+        st.selectbox(tr("numpy.train.dataset"), list(pg.DATASETS), format_func=in_language(dataset_name), key=DATA_KEY,
+                     help=help_text("data"), **KEEP)
+        st.select_slider(tr("numpy.train.noise"), options=list(range(0, 55, 5)), key=NOISE_KEY,
+                         help=help_text("noise"), **KEEP)
+        st.select_slider(tr("numpy.train.points"), options=POINTS_CHOICES, key=POINTS_KEY, help=help_text("points"),
+                         **KEEP)
+        st.select_slider(tr("numpy.train.share"), options=list(range(10, 100, 10)), key=SHARE_KEY,
+                         help=help_text("share"), **KEEP)
+        st.select_slider(tr("numpy.train.seed"), options=list(range(0, 100)), key=SEED_KEY, help=help_text("seed"),
+                         **KEEP)
     with train_col:
-        st.markdown("**Training**")
-        st.selectbox("Loss", list(pg.LOSSES), format_func=lambda k: f"{pg.LOSSES[k]} ({pg.OUTPUT_ACTIVATION[k]} "
-                     "output)", key=LOSS_KEY, help=HELP[LOSS_KEY], **KEEP)
-        st.select_slider("Learning rate", options=LR_CHOICES, format_func=lambda v: f"{v:g}", key=LR_KEY,
-                         help=HELP[LR_KEY], **KEEP)
-        st.select_slider("Batch size", options=BATCH_CHOICES, key=BATCH_KEY, help=HELP[BATCH_KEY], **KEEP)
-        st.select_slider("L2 regularisation (λ)", options=L2_CHOICES, format_func=lambda v: f"{v:g}", key=L2_KEY,
-                         help=HELP[L2_KEY], **KEEP)
-        st.select_slider("Steps per update", options=SPEED_CHOICES, key=SPEED_KEY, help=HELP[SPEED_KEY], **KEEP)
-    st.plotly_chart(figures.training_curves(trainer.history, loss_name=pg.LOSSES[ss[LOSS_KEY]], height=300),
-                    key="pg_curves", config={"displayModeBar": False})
-    st.caption("Loss and accuracy on all training points (solid) and all test points (dashed), measured after each "
-               "update. A test curve that stops improving while the training curve keeps going is overfitting.")
+        st.markdown(tr("numpy.train.training"))
+        st.selectbox(tr("numpy.train.loss"), list(pg.LOSSES), key=LOSS_KEY, help=help_text("loss"),
+                     format_func=in_language(loss_option), **KEEP)
+        st.select_slider(tr("numpy.train.lr"), options=LR_CHOICES, format_func=_number_text, key=LR_KEY,
+                         help=help_text("lr"), **KEEP)
+        st.select_slider(tr("numpy.train.batch"), options=BATCH_CHOICES, key=BATCH_KEY, help=help_text("batch"),
+                         **KEEP)
+        st.select_slider(tr("numpy.train.l2"), options=L2_CHOICES, format_func=_number_text, key=L2_KEY,
+                         help=help_text("l2"), **KEEP)
+        st.select_slider(tr("numpy.train.speed"), options=SPEED_CHOICES, key=SPEED_KEY, help=help_text("speed"),
+                         **KEEP)
 
 
-def transport_bar() -> st.delta_generator.DeltaGenerator:
+def transport_bar() -> DeltaGenerator:
     """Step, Play/Pause and Reset, drawn outside the page's fragment: a click is a plain full page run,
     which registers the fragment with its timer on or off, and the timer's updates never redraw these
     controls (so no update can overwrite a click). Returns the place for the live status, which the
     fragment fills at every update."""
-    step, play, reset, status = st.columns([0.65, 1.15, 0.7, 3.2], vertical_alignment="top")
-    step.button("Step", key=STEP_KEY, on_click=step_once, help=HELP[STEP_KEY], width="stretch")
-    play.segmented_control("Play or pause", list(PLAY_LABELS), format_func=PLAY_LABELS.get, key=PLAY_KEY,
-                           required=True, on_change=play_changed, help=HELP[PLAY_KEY], label_visibility="collapsed",
+    step, play, reset, status_col = st.columns([0.65, 1.15, 0.7, 3.2], vertical_alignment="top")
+    step.button(tr("numpy.play.step"), key=STEP_KEY, on_click=step_once, help=help_text("step"), width="stretch")
+    play.segmented_control(tr("numpy.play.play_or_pause"), list(PLAY_CHOICES),
+                           format_func=in_language(play_choice), key=PLAY_KEY, required=True,
+                           on_change=play_changed, help=help_text("play"), label_visibility="collapsed",
                            width="stretch")
-    reset.button("Reset", key=RESTART_KEY, on_click=restart, help=HELP[RESTART_KEY], width="stretch")
-    return status
+    reset.button(tr("numpy.play.reset"), key=RESTART_KEY, on_click=restart, help=help_text("reset"), width="stretch")
+    return status_col
 
 
 def status(net: nn.Network, trainer: pg.Trainer) -> None:
@@ -456,16 +563,15 @@ def status(net: nn.Network, trainer: pg.Trainer) -> None:
     train_loss, train_acc = pg.evaluate(net, loss, trainer.data.train)
     test_loss, test_acc = pg.evaluate(net, loss, trainer.data.test)
     with st.container(key=STATUS_KEY):
-        st.markdown(f"Step **{trainer.steps}** · epoch {trainer.batches.progress:.1f} · "
-                    f"{len(trainer.data.train)} training and {len(trainer.data.test)} test points  \n"
-                    f"train loss {train_loss:.4f} · test loss {test_loss:.4f} · "
-                    f"train accuracy {100 * train_acc:.1f}% · **test accuracy {100 * test_acc:.1f}%**")
+        st.markdown(tr("numpy.play.status", step=trainer.steps, epoch=trainer.batches.progress,
+                       train=len(trainer.data.train), test=len(trainer.data.test), train_loss=train_loss,
+                       test_loss=test_loss, train_acc=100 * train_acc, test_acc=100 * test_acc))
         if is_playing():
             rate = updates_per_second()
-            left = max(0, PLAY_LIMIT_S - (time.monotonic() - ss[PLAY_SINCE]))
-            st.caption(f"Playing: {ss[TICKS]['count']} updates"
-                       + (f", {rate:.1f} updates/s" if rate else "")
-                       + f"; stops by itself in {int(left) // 60}:{int(left) % 60:02d}.")
+            left = int(max(0, PLAY_LIMIT_S - (time.monotonic() - ss[PLAY_SINCE])))
+            st.caption(tr("numpy.play.playing", count=ss[TICKS]["count"],
+                          rate=tr("numpy.play.rate", rate=rate) if rate else "",
+                          left=f"{left // 60}:{left % 60:02d}"))
     if NOTE in ss:
         kind, text = ss.pop(NOTE)
         (st.error if kind == "error" else st.info)(text)

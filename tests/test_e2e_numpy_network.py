@@ -191,3 +191,53 @@ def test_playing_xor_trains_a_2_4_1_tanh_net_past_90_percent_and_pause_holds_the
     expect(page.get_by_text("Too many weights for sliders")).to_be_visible()
     page.evaluate(TO_TOP_JS)
     page.screenshot(path=str(screenshot_dir / "numpy_playground_weight_view.png"), full_page=True)
+
+
+SIZES = ((1280, 720), (1400, 900))
+CHART_WIDTHS_JS = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+    .filter(e => e.offsetParent !== null).map(e => Math.round(e.getBoundingClientRect().width))"""
+SCROLL_TO_CHARTS_JS = """() => { const c = document.querySelector('[data-testid=stPlotlyChart]');
+    const main = document.querySelector('[data-testid=stMain]');
+    main.scrollTo(0, c.getBoundingClientRect().top + main.scrollTop - 110); }"""
+DRAWN_JS = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].filter(e => e.offsetParent !== null)
+    .every(e => e.querySelector('.main-svg .cartesianlayer path, .main-svg .cartesianlayer image'))"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_page_plays_in_each_language_and_fits_a_projector_and_a_laptop(lang, app_server, page, screenshot_dir):
+    from playwright.sync_api import expect
+
+    from core import i18n
+
+    page.goto(app_server.url + ("/?lang=zh" if lang == "zh" else "/"))
+    expect(page.get_by_role("heading", name=i18n.t("numpy.page.title", lang))).to_be_visible(timeout=SLOW)
+    expect(page.get_by_test_id("stMetricValue")).to_have_text("2.8920827", timeout=SLOW)
+    status = page.locator(".st-key-pg_status")
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate(TO_TOP_JS)
+        expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=SLOW)
+        page.wait_for_function(DRAWN_JS)
+        widths = page.evaluate(CHART_WIDTHS_JS)
+        assert min(widths) >= 300, f"a chart is squeezed to {min(widths)} px at {width} x {height}: {widths}"
+        page.screenshot(path=str(screenshot_dir / f"numpy_network_{lang}_{width}x{height}.png"))
+        page.evaluate(SCROLL_TO_CHARTS_JS)
+        page.screenshot(path=str(screenshot_dir / f"numpy_network_{lang}_{width}x{height}_charts.png"))
+
+    # Play: the status says so in the page's language and counts updates; the charts keep being drawn
+    playing = i18n.t("numpy.play.playing", lang, count=0, rate="", left="0:00").split("0")[0]
+    page.get_by_role("radio", name=i18n.t("numpy.play.play", lang)).click()
+    expect(status).to_contain_text(playing, timeout=SLOW)
+    page.wait_for_function(f"() => (({STATUS_JS}).match(/\\d+/g) || []).length > 0", timeout=SLOW)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(3, timeout=SLOW)  # the gradients wait for a pause
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate(SCROLL_TO_CHARTS_JS)
+        page.wait_for_function(DRAWN_JS)
+        assert min(page.evaluate(CHART_WIDTHS_JS)) >= 300
+        page.wait_for_function(DRAWN_JS)
+        page.screenshot(path=str(screenshot_dir / f"numpy_playground_{lang}_{width}x{height}_playing.png"))
+    page.get_by_role("radio", name=i18n.t("numpy.play.pause", lang)).click()
+    expect(status).not_to_contain_text(playing, timeout=SLOW)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=SLOW)

@@ -408,6 +408,12 @@ def test_a_new_shape_while_playing_pauses_and_starts_again_from_new_weights(at):
 
 # ---- the page explains itself for the network on screen (issue: teach the tutorial) -----------------
 
+def diagram_labels(diagram: dict) -> list[str]:
+    """The texts written on the diagram (names, weights, sums, headings): its one text trace."""
+    (labels,) = [t for t in diagram["data"] if t.get("mode") == "text"]
+    return labels["text"]
+
+
 def page_text(app: AppTest) -> str:
     return "\n".join(m.value for m in [*app.markdown, *app.caption])
 
@@ -429,7 +435,7 @@ def test_numbers_without_effect_are_explained_and_saturated_neurons_ringed(at):
     outline = nodes["marker"]["line"]["color"]
     assert outline[2:4] == [network_figures.STATE_OUTLINE["saturated"]] * 2      # h1,1 and h1,2
     assert network_figures.STATE_OUTLINE["saturated"] not in outline[4:]
-    assert any("saturated" in a["text"] for a in diagram["layout"]["annotations"])
+    assert sum("saturated" in text for text in diagram_labels(diagram)) == 2
     # a gradient that rounds to 0 reads "0", not "+1.4e-09"
     bars = chart(at, "nn_gradients")["data"][0]
     assert "0" in bars["text"] and not any("e-" in t for t in bars["text"])
@@ -441,3 +447,106 @@ def test_the_tutorials_code_is_shown_with_the_current_numbers(at, capsys):
     assert "'out': np.array([-2, 7])," in code.value
     exec(compile(code.value, "<page code>", "exec"), {})
     assert float(capsys.readouterr().out) == pytest.approx(float(output_shown(at)), abs=6e-8)  # shown to 7 places
+
+
+def test_relu_neurons_that_are_off_are_ringed_grey_and_named_in_the_text(at):
+    at.selectbox(key="nn_hidden_activation").set_value("relu").run()
+    assert not at.exception
+    diagram = chart(at, "nn_diagram")
+    (nodes,) = [t for t in diagram["data"] if t.get("mode") == "markers+text"]
+    outline = nodes["marker"]["line"]["color"]
+    # relu at the tutorial's input: h1,2's sum 3·4 + 5·(-5) = -13 is negative, so it is off
+    assert outline[3] == network_figures.STATE_OUTLINE["off"]
+    assert any("z = -13 · <b>off</b>" in text for text in diagram_labels(diagram))
+    assert "grey ring marks a relu neuron that is off" in page_text(at)
+    assert "amber ring" not in page_text(at)  # no tanh or sigmoid on screen: that ring is not explained
+    assert "h1,2 is off: relu of z = -13 ≤ 0 is 0" in page_text(at)
+
+
+def test_a_value_that_rounds_to_zero_reads_0_and_its_exact_value_is_on_hover(at):
+    diagram = chart(at, "nn_diagram")
+    (nodes,) = [t for t in diagram["data"] if t.get("mode") == "markers+text"]
+    h22 = tutorial_network().forward(TUTORIAL_INPUT).layers[1].a[1]   # tanh(2.04e-11)
+    assert abs(h22) < 1e-10
+    assert nodes["text"][5] == "<b>0</b>"                                # x1, x2, h1,1, h1,2, h2,1, h2,2, out
+    assert f"{h22:.6g}" in nodes["hovertext"][5]
+    assert "z = 0" in diagram_labels(diagram)
+
+
+def flat_elements(node) -> list:
+    """Every element of a page in reading order, containers left out."""
+    found = []
+    for child in getattr(node, "children", {}).values():
+        found.extend(flat_elements(child) if getattr(child, "children", None) else [child])
+    return found
+
+
+def charts_and_their_captions(app: AppTest) -> dict[str, str]:
+    """Each chart's key and the caption right after it (a test fails where a chart has none)."""
+    elements = flat_elements(app.main)
+    found = {}
+    for k, element in enumerate(elements):
+        if element.type == "plotly_chart":
+            after = elements[k + 1] if k + 1 < len(elements) else None
+            key = element.proto.id.rsplit("-", 1)[-1]
+            found[key] = after.value if after is not None and after.type == "caption" else None
+    return found
+
+
+def test_every_chart_has_a_caption_under_it(at):
+    captions = charts_and_their_captions(at)
+    assert set(captions) == {"nn_diagram", "nn_surface", "pg_curves", "nn_gradients"}
+    assert all(captions.values()), captions
+    assert "decision boundary" in captions["nn_surface"] and "overfitting" in captions["pg_curves"]
+    play(at, "play")
+    captions = charts_and_their_captions(at)
+    assert set(captions) == {"nn_diagram", "nn_surface", "pg_curves"} and all(captions.values()), captions
+    assert "coarser grid" in captions["nn_surface"]
+    play(at, "pause")
+    at.select_slider(key="nn_hidden_layers").set_value(3).run()  # the compact weight view, and its caption
+    captions = charts_and_their_captions(at)
+    assert captions["nn_weight_view"].startswith("Too many weights for sliders")
+
+
+def test_while_playing_the_surface_is_a_coarse_float32_heatmap_and_full_again_when_paused(at):
+    play(at, "play")
+    net = tutorial_network()
+    core_after_steps(net, 10)
+    traces = chart(at, "nn_surface")["data"]
+    heat = next(t for t in traces if t["type"] == "heatmap")
+    z = plotly_array(heat["z"])
+    assert z.dtype == np.float32 and z.shape == (51, 51)
+    np.testing.assert_allclose(z, pg.surface(net, resolution=51).z, atol=6e-4)   # rounded to 3 decimals
+    (line,) = [t for t in traces if t["type"] == "contour"]
+    assert line["contours"]["start"] == line["contours"]["end"] == 0.0           # only the decision boundary
+    play(at, "pause")
+    xs, z = shown_surface(at)
+    np.testing.assert_array_equal(z, pg.surface(net).z)                          # exact, 101 x 101, when paused
+
+
+def test_while_playing_the_diagram_and_the_curves_are_redrawn_in_turns(at):
+    play(at, "play")                          # update 1: a new diagram, the curves as drawn before
+    diagram1, curves1 = chart(at, "nn_diagram"), chart(at, "pg_curves")
+    assert list(plotly_array(curves1["data"][0]["x"])) == [0]
+    at.run()                                  # update 2: new curves, the same diagram
+    assert chart(at, "nn_diagram") == diagram1
+    assert list(plotly_array(chart(at, "pg_curves")["data"][0]["x"])) == [0, 10, 20]
+    at.run()                                  # update 3: a new diagram, the same curves
+    assert chart(at, "nn_diagram") != diagram1
+    assert list(plotly_array(chart(at, "pg_curves")["data"][0]["x"])) == [0, 10, 20]
+    net = tutorial_network()
+    core_after_steps(net, 30)
+    (nodes,) = [t for t in chart(at, "nn_diagram")["data"] if t.get("mode") == "markers+text"]
+    assert nodes["hovertext"][-1].split("<br>")[2] == f"linear(z) = {net.forward(TUTORIAL_INPUT).value:.6g}"
+    play(at, "pause")                         # paused: everything drawn afresh
+    assert list(plotly_array(chart(at, "pg_curves")["data"][0]["x"])) == [0, 10, 20, 30]
+
+
+def test_the_tutorials_code_and_the_step_table_follow_the_activation(at, capsys):
+    at.selectbox(key="nn_hidden_activation").set_value("sigmoid").run()
+    (code,) = [c for c in at.code if "input_data" in c.value]
+    assert "def sigmoid(x):" in code.value and "def tanh" not in code.value
+    assert "# hidden layer 1: weighted sums, then sigmoid" in code.value
+    exec(compile(code.value, "<page code>", "exec"), {})
+    assert float(capsys.readouterr().out) == pytest.approx(float(output_shown(at)), abs=6e-8)
+    assert at.dataframe[0].value["formula"].iloc[0].startswith("h1,1 = sigmoid(3·2 + 5·4)")

@@ -1,8 +1,6 @@
 """The playground's core: hand-written SGD against torch.optim.SGD, toy data, the surface, the trainer."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -317,15 +315,15 @@ def test_tutorial_surface_passes_through_the_tutorial_output():
     assert s.z[np.argmin(np.abs(s.ys - 5.0)), np.argmin(np.abs(s.xs - 3.0))] == pytest.approx(2.8920827, abs=1e-7)
 
 
-def test_surface_of_a_2_8_8_1_net_takes_under_20_ms():
+def test_the_surface_is_one_vectorised_forward_pass_over_the_whole_grid(monkeypatch):
+    # (its time, 20 ms at most for a 2-8-8-1 net on 101 x 101 points, is measured by bench.numpy_playground)
     arch = pg.Architecture((8, 8), ("tanh", "tanh"), True)
     net = pg.build_network(arch, pg.Parameters.initial(arch, 0))
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        pg.surface(net, resolution=101)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.020, times
+    calls = []
+    original = Network.__call__
+    monkeypatch.setattr(Network, "__call__", lambda self, x: calls.append(np.shape(x)) or original(self, x))
+    s = pg.surface(net, resolution=101)
+    assert calls == [(101 * 101, 2)] and s.z.shape == (101, 101)
 
 
 # ---- history ----------------------------------------------------------------------------------------
