@@ -53,10 +53,26 @@ def _keep_in_address() -> None:
         st.query_params[LANG] = chosen
 
 
+def _relabel_choices() -> None:
+    """The switch's callback: every widget keeps its choice in the new language.
+
+    The browser holds an option widget's choice (selectbox, radio, select_slider, ...) as its label, and
+    sends that label back on every page run; after a switch the old language's label matches no option
+    and Streamlit would hand the page the label instead of the option. Writing each value again makes
+    Streamlit send the browser the new label. Only plain values are written: buttons (bool) and
+    uploads cannot be set, and checkboxes have no label to change."""
+    for key in list(st.session_state.keys()):
+        value = st.session_state[key]
+        plain = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        if key != LANG and (plain or (isinstance(value, (list, tuple)) and all(
+                isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value))):
+            st.session_state[key] = value
+
+
 def switch() -> None:
     """The sidebar's language switch. Drawn on every page run, so its value outlives page changes."""
     if st.session_state.get(LANG) not in i18n.LANGUAGES:
         st.session_state[LANG] = lang()  # first run of the session: the address's choice, if any
     st.radio(tr("common.sidebar.language"), options=list(i18n.LANGUAGES), format_func=i18n.LANGUAGES.get,
-             key=LANG, horizontal=True)
+             key=LANG, horizontal=True, on_change=_relabel_choices)
     _keep_in_address()

@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 SLOW = 120_000  # ms: the first visit imports torch and evaluates the test split, on a shared machine
 SIZES = ((1280, 720), (1400, 900))
 # the page (its file in dashboard/views/, its link is common.pages.<page>), how many charts it shows at least
-PAGES = (("numpy_network", 3), ("training", 2), ("walkthrough", 0), ("samples", 1), ("evaluation", 2))
+# and what else is there once it is drawn (the walkthrough's first step has no chart: its step slider)
+PAGES = (("numpy_network", 3, "[data-testid=stPlotlyChart]"), ("training", 2, "[data-testid=stPlotlyChart]"),
+         ("walkthrough", 0, "[data-testid=stSlider]"), ("samples", 1, "[data-testid=stImage] img"),
+         ("evaluation", 2, "[data-testid=stPlotlyChart]"))
 # Charts and metrics of the current script run (Streamlit marks the previous run's elements stale).
 FRESH = "[data-testid=stElementContainer]:not([data-stale=true])"
 MEASURE_JS = f"""() => {{
@@ -28,7 +31,8 @@ MEASURE_JS = f"""() => {{
         .flatMap(e => [e, ...e.querySelectorAll('*')])
         .filter(e => (e.innerText || "").trim() && e.scrollWidth > e.clientWidth + 1)   // visible text cut off
         .map(e => e.innerText);
-    return {{charts, cut}};
+    const errors = [...document.querySelectorAll('{FRESH} [data-testid=stException]')].map(e => e.innerText.slice(0, 200));
+    return {{charts, cut, errors}};
 }}"""
 
 
@@ -71,17 +75,21 @@ def test_pages_fit_a_projector_and_a_laptop_screen(lang, finished_run, app_serve
     problems = []
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
-        for name, charts in PAGES:
+        for name, charts, drawn in PAGES:
             # by the sidebar, not by address: the same session keeps the sidebar's dataset choice
             link = i18n.t(f"common.pages.{name}", lang)
             page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
-            expect(page.get_by_role("heading", name=page_heading(name, lang)).first).to_be_visible(timeout=SLOW)
+            heading = page.get_by_role("heading", name=re.compile("^" + re.escape(page_heading(name, lang))), level=1)
+            expect(heading.first).to_be_visible(timeout=SLOW)
             page.wait_for_function(
-                f"() => document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart] .main-svg').length >= {charts}"
+                f"() => (document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart] .main-svg').length >= {charts}"
+                f" && document.querySelector('{FRESH} {drawn}')"
+                f" || document.querySelector('{FRESH} [data-testid=stException]'))"   # a page that failed: said below
                 " && !document.querySelector('[data-testid=stStatusWidget]')", timeout=SLOW)
             found = page.evaluate(MEASURE_JS)
             narrow = [w for w in found["charts"] if w < 300]
-            if narrow or found["cut"]:
-                problems.append(f"{name} in {lang} at {width}px: charts {found['charts']}, cut {found['cut']}")
+            if narrow or found["cut"] or found["errors"]:
+                problems.append(f"{name} in {lang} at {width}px: charts {found['charts']}, cut {found['cut']}, "
+                                f"errors {found['errors']}")
             page.screenshot(path=str(out / f"{name}_{lang}_{width}.png"))
     assert not problems, "\n".join(problems)
