@@ -1,6 +1,8 @@
-"""Checks shared by the language tests: text a Chinese page still shows in English."""
+"""Checks shared by the language tests: text a Chinese page still shows in English (in its text and its
+charts), and charts or pictures without a caption."""
 from __future__ import annotations
 
+import json
 import re
 
 from streamlit.testing.v1 import AppTest
@@ -41,3 +43,68 @@ def english_leftovers(at: AppTest | Block) -> list[str]:
         bare = _CODE.sub(" ", text)
         left.extend(m.group(0) for m in _ENGLISH_RUN.finditer(bare))
     return left
+
+
+# Words a Chinese chart may keep in Latin letters: the tutorial's code names and the model's terms.
+KEPT_WORDS = {"ToTensor", "Normalize", "logit", "softmax", "epoch", "batch", "step"}
+
+
+def _nodes(block: Block) -> list:
+    return [block.children[k] for k in sorted(block.children)]
+
+
+def uncaptioned(at: AppTest | Block) -> list[str]:
+    """Charts and pictures with no caption: a chart must be followed by a non-empty st.caption, a
+    picture must carry its own caption (st.image(caption=...)) or be followed by one."""
+    missing: list[str] = []
+
+    def visit(block: Block) -> None:
+        nodes = _nodes(block)
+        for i, node in enumerate(nodes):
+            following = nodes[i + 1] if i + 1 < len(nodes) else None
+            captioned = following is not None and following.type == "caption" and str(following.value).strip()
+            if node.type == "plotly_chart" and not captioned:
+                missing.append(f"chart {json.loads(node.proto.spec).get('layout', {}).get('title', '')}")
+            elif node.type == "image" and not (captioned or any(c.strip() for c in node.captions)):
+                missing.append("picture")
+            elif isinstance(node, Block):
+                visit(node)
+
+    visit(at.main if isinstance(at, AppTest) else at)
+    return missing
+
+
+def chart_words(at: AppTest) -> list[str]:
+    """Every word a chart shows as its own text: titles, axis titles, subplot titles, legend names and
+    hover templates (not the plotted categories, which are class or layer names)."""
+    texts: list[str] = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        layout = spec.get("layout", {})
+        for key, value in layout.items():
+            if isinstance(value, dict) and ("title" in value or key == "title"):
+                title = value.get("title", value) if key != "title" else value
+                texts.append(title.get("text", "") if isinstance(title, dict) else str(title))
+        texts += [a.get("text", "") for a in layout.get("annotations", [])]
+        for trace in spec.get("data", []):
+            texts += [str(trace.get("name", "")), str(trace.get("hovertemplate", ""))]
+    return texts
+
+
+def english_in_charts(at: AppTest) -> list[str]:
+    """English words (3+ letters, outside KEPT_WORDS) left in a Chinese page's charts."""
+    left = []
+    for text in chart_words(at):
+        bare = re.sub(r"%\{[^}]*\}|<[^>]+>", " ", text)
+        left += [w for w in re.findall(r"[A-Za-z]{3,}", bare) if w not in KEPT_WORDS]
+    return left
+
+
+def assert_all_chinese(at: AppTest, what: str) -> None:
+    """The page ran, and shows no English in its text or charts and no chart or picture without a caption."""
+    assert not at.exception, at.exception
+    left = english_leftovers(at)
+    assert not left, f"{what}: still in English: {left[:5]}"
+    charts = english_in_charts(at)
+    assert not charts, f"{what}: charts still in English: {charts[:5]}"
+    assert not uncaptioned(at), f"{what}: {uncaptioned(at)}"

@@ -55,7 +55,11 @@ def test_changing_weights_in_the_browser_updates_the_output(app_server, page, sc
     page.set_viewport_size({"width": 1400, "height": 3400})
     # the diagram, the output over the plane, the training curves, the gradient bars
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4)
-    page.wait_for_timeout(1000)  # let plotly finish drawing at the new size
+    # plotly has redrawn every chart at the new size: each chart's drawing is as wide as its box
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => {
+        const svg = c.querySelector('.main-svg');
+        return svg && Math.abs(svg.getBoundingClientRect().width - c.getBoundingClientRect().width) <= 2;
+    })""", timeout=SLOW)
     page.screenshot(path=str(screenshot_dir / "numpy_network.png"), full_page=True)
 
 

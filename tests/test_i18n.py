@@ -3,7 +3,6 @@ every key the code asks for exists, and every page renders in every language wit
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest

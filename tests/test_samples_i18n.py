@@ -13,9 +13,8 @@ from core import data, i18n
 from core.data import synthetic
 from core.train.config import PRESETS
 from dashboard.figures import samples as figs
-from tests.i18n_checks import english_leftovers
+from tests.i18n_checks import assert_all_chinese, uncaptioned
 from tests.test_page_samples import grid_captions
-from tests.test_walkthrough_i18n import english_in_charts, uncaptioned
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "dashboard" / "views" / "samples.py")
@@ -35,24 +34,15 @@ def open_page(lang: str, kind: str = "synthetic", **state) -> AppTest:
     return at.run()
 
 
-def all_chinese(at: AppTest, what: str) -> None:
-    assert not at.exception, at.exception
-    left = english_leftovers(at)
-    assert not left, f"{what}: still in English: {left[:5]}"
-    charts = english_in_charts(at)
-    assert not charts, f"{what}: charts still in English: {charts[:5]}"
-    assert not uncaptioned(at), f"{what}: {uncaptioned(at)}"
-
-
 def test_the_page_in_chinese_with_every_presets_augmentation(synthetic_dataset):
     at = open_page("zh")
-    all_chinese(at, "default")
+    assert_all_chinese(at, "default")
     assert at.title[0].value == i18n.t("samples.page.title", "zh") + i18n.t("samples.page.title_synthetic", "zh")
     box = at.selectbox(key=AUGMENT_KEY)
     assert box.options[0] == i18n.t("samples.augment.off", "zh")
     for name in AUGMENTING:
         box.set_value(name).run()
-        all_chinese(at, name)
+        assert_all_chinese(at, name)
         cfg = PRESETS[name].config
         what = figs.augmentation_text(cfg.crop_padding, cfg.alternate_flip, "zh")
         _, augmented = grid_captions(at)
@@ -63,10 +53,10 @@ def test_the_page_in_chinese_with_every_presets_augmentation(synthetic_dataset):
 def test_the_test_split_a_class_filter_and_too_few_images_in_chinese(synthetic_dataset, tmp_path, monkeypatch):
     at = open_page("zh")
     at.radio(key=SPLIT_KEY).set_value("test").run()
-    all_chinese(at, "test split")
+    assert_all_chinese(at, "test split")
     assert at.radio(key=SPLIT_KEY).options == [i18n.t("samples.split.train", "zh"), i18n.t("samples.split.test", "zh")]
     at.multiselect(key=CLASSES_KEY).set_value(["circle", "ring"]).run()
-    all_chinese(at, "two classes")
+    assert_all_chinese(at, "two classes")
     table = at.dataframe[0].value
     assert set(table[i18n.t("samples.table.class", "zh")]) == {"circle (圆形)", "ring (圆环)"}
     assert i18n.t("samples.table.index", "zh", split=i18n.t("samples.split.test_short", "zh")) in table.columns
@@ -76,7 +66,7 @@ def test_the_test_split_a_class_filter_and_too_few_images_in_chinese(synthetic_d
                             extra_meta={"generator": synthetic.GENERATOR, "version": synthetic.VERSION})
     monkeypatch.setenv("CIFARLAB_SYNTHETIC_ROOT", str(tmp_path / "tiny"))
     few = open_page("zh", **{SPLIT_KEY: "test", CLASSES_KEY: ["triangle"]})
-    all_chinese(few, "too few")
+    assert_all_chinese(few, "too few")
     assert few.info[0].value == i18n.t("samples.grid.only_synthetic", "zh", n=3,
                                        split=i18n.t("samples.split.test_short", "zh"), seed=0)
 
@@ -155,11 +145,11 @@ def test_class_captions_are_drawn_with_a_chinese_font_or_without_the_chinese(mon
 def test_cifar_in_chinese_shows_class_names_with_their_chinese(cifar_root, monkeypatch):
     monkeypatch.setenv("CIFAR10_ROOT", str(cifar_root))
     at = open_page("zh", kind="cifar10")
-    all_chinese(at, "CIFAR-10")
+    assert_all_chinese(at, "CIFAR-10")
     options = at.multiselect(key=CLASSES_KEY).options
     assert options == [i18n.class_name(c, "zh") for c in data.CLASSES]          # "cat (猫)", ids underneath
     at.multiselect(key=CLASSES_KEY).set_value(["cat", "dog"]).run()
-    all_chinese(at, "cat and dog")
+    assert_all_chinese(at, "cat and dog")
     assert set(at.dataframe[0].value[i18n.t("samples.table.class", "zh")]) == {"cat (猫)", "dog (狗)"}
     if data.load_cifar10(cifar_root, download=False).note:                    # a copy that is not the official files
         assert any(i18n.t("samples.page.checksum_note", "zh") in c.value for c in at.caption)

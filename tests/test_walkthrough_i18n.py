@@ -4,25 +4,22 @@ caption under every chart and picture. Figures' words (titles, axes, legends, ho
 too, since english_leftovers only reads the page's text elements."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.element_tree import Block
 
 from core import i18n
 from core.train.config import PRESETS
 from core.train.models import MODELS
 from core.train.walkthrough import STEPS
-from tests.i18n_checks import english_leftovers
+from tests.i18n_checks import assert_all_chinese, english_leftovers, uncaptioned
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "dashboard" / "views" / "walkthrough.py")
 TIMEOUT = 120
-# Words a Chinese chart may keep in Latin letters: the tutorial's code names and the model's terms.
-KEPT_WORDS = {"ToTensor", "Normalize", "logit", "softmax", "epoch", "batch", "step"}
+
 
 
 def open_page(lang: str, **state) -> AppTest:
@@ -32,56 +29,6 @@ def open_page(lang: str, **state) -> AppTest:
     for key, value in state.items():
         at.session_state[key] = value
     return at.run()
-
-
-def _nodes(block: Block) -> list:
-    return [block.children[k] for k in sorted(block.children)]
-
-
-def uncaptioned(at: AppTest | Block) -> list[str]:
-    """Charts and pictures with no caption: a chart must be followed by a non-empty st.caption, a
-    picture must carry its own caption (st.image(caption=...)) or be followed by one."""
-    missing: list[str] = []
-
-    def visit(block: Block) -> None:
-        nodes = _nodes(block)
-        for i, node in enumerate(nodes):
-            following = nodes[i + 1] if i + 1 < len(nodes) else None
-            captioned = following is not None and following.type == "caption" and str(following.value).strip()
-            if node.type == "plotly_chart" and not captioned:
-                missing.append(f"chart {json.loads(node.proto.spec).get('layout', {}).get('title', '')}")
-            elif node.type == "image" and not (captioned or any(c.strip() for c in node.captions)):
-                missing.append("picture")
-            elif isinstance(node, Block):
-                visit(node)
-
-    visit(at.main if isinstance(at, AppTest) else at)
-    return missing
-
-
-def chart_words(at: AppTest) -> list[str]:
-    """Every word a chart shows as its own text: titles, axis titles, subplot titles, legend names and
-    hover templates (not the plotted categories, which are class or layer names)."""
-    texts: list[str] = []
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        layout = spec.get("layout", {})
-        for key, value in layout.items():
-            if isinstance(value, dict) and ("title" in value or key == "title"):
-                title = value.get("title", value) if key != "title" else value
-                texts.append(title.get("text", "") if isinstance(title, dict) else str(title))
-        texts += [a.get("text", "") for a in layout.get("annotations", [])]
-        for trace in spec.get("data", []):
-            texts += [str(trace.get("name", "")), str(trace.get("hovertemplate", ""))]
-    return texts
-
-
-def english_in_charts(at: AppTest) -> list[str]:
-    left = []
-    for text in chart_words(at):
-        bare = re.sub(r"%\{[^}]*\}|<[^>]+>", " ", text)
-        left += [w for w in re.findall(r"[A-Za-z]{3,}", bare) if w not in KEPT_WORDS]
-    return left
 
 
 def click_through(at: AppTest, check) -> None:
@@ -97,11 +44,7 @@ def click_through(at: AppTest, check) -> None:
 def chinese_page_checks(at: AppTest, step) -> None:
     assert at.subheader[0].value == i18n.t("walkthrough.nav.heading", "zh", n=step.number, name=step.chinese)
     assert at.code[0].value == step.code
-    left = english_leftovers(at)
-    assert not left, f"step {step.number} still shows English: {left[:5]}"
-    charts = english_in_charts(at)
-    assert not charts, f"step {step.number}'s charts still show English: {charts[:5]}"
-    assert not uncaptioned(at), f"step {step.number}: {uncaptioned(at)}"
+    assert_all_chinese(at, f"step {step.number}")
 
 
 def test_every_step_in_chinese_uses_the_tutorials_words(synthetic_dataset):

@@ -674,16 +674,22 @@ class RunStore:
             rows = conn.execute(f"{_SELECT_RUNS} WHERE {_HOLDS_SLOT} ORDER BY id").fetchall()
         return [self._to_run(r) for r in rows]
 
+    def _waiting_row(self, conn: sqlite3.Connection, run_id: int, action: str) -> sqlite3.Row:
+        """The run's row, inside a write transaction; RunNotFoundError, or RunStateError naming `action`
+        when the run is not waiting in the queue."""
+        row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
+        if row["place"] is None:
+            raise RunStateError(f"run #{row['id']} '{row['name']}' is {row['status']}, not waiting in the "
+                                f"queue; only a waiting run can be {action}")
+        return row
+
     def cancel(self, run_id: int) -> Run:
         """Take a waiting run out of the line: `stopped`, nothing trained (Resume puts it back at
         the end of the line; Delete removes it). RunStateError when it is not waiting."""
         with self._write() as conn:
-            row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
-            if row["place"] is None:
-                raise RunStateError(f"run #{row['id']} '{row['name']}' is {row['status']}, not waiting in the "
-                                    "queue; only a waiting run can be cancelled (Stop ends a training one)")
+            self._waiting_row(conn, run_id, "cancelled (Stop ends a training one)")
             conn.execute("UPDATE runs SET status = 'stopped', queue_pos = NULL, finished_at = ?, message = ? "
                          "WHERE id = ?", (time.time(), "Cancelled while waiting in the queue; Resume puts it "
                                           "back in line, Delete removes it.", int(run_id)))
@@ -695,12 +701,7 @@ class RunStore:
         """Move a waiting run one place up the line (or to the front): it swaps places with the
         run ahead of it. RunStateError when it is not waiting; first in line stays first."""
         with self._write() as conn:
-            row = conn.execute(f"{_SELECT_RUNS} WHERE id = ?", (int(run_id),)).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"there is no run #{run_id} in {self.root}")
-            if row["place"] is None:
-                raise RunStateError(f"run #{row['id']} '{row['name']}' is {row['status']}, not waiting in the "
-                                    "queue; only a waiting run can be moved up")
+            row = self._waiting_row(conn, run_id, "moved up")
             ahead = conn.execute("SELECT id, queue_pos FROM runs WHERE status = 'queued' AND queue_pos IS NOT NULL "
                                  "AND queue_pos < ? ORDER BY queue_pos " + ("ASC" if to_front else "DESC")
                                  + " LIMIT 1", (row["queue_pos"],)).fetchone()
