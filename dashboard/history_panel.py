@@ -4,8 +4,9 @@
 
 Reads the run's prediction history (core.train.history, written by the trainer after each epoch)
 and draws the same scrubber and charts as the Evaluation page (dashboard.evaluation.history). While
-the run trains, a fragment re-reads the file every few seconds, so the per-class heatmap grows and
-the scrubber follows the newest epoch until the user moves it back. Its own words come from the
+the run trains, the Training page's live fragment reruns the page when the file changes (once per
+epoch: dashboard.run_panel.settled_key), so the per-class heatmap grows and the scrubber follows the
+newest epoch until the user moves it back; no timer of its own redraws an unchanged file. Its own words come from the
 catalogues (training.run.history.*).
 """
 from __future__ import annotations
@@ -17,9 +18,6 @@ from core.data.synthetic import SYNTHETIC_CLASSES
 from core.runs.store import Run, RunStore
 from dashboard.evaluation import history as eval_history
 from dashboard.lang import tr
-
-LIVE_EVERY_S = 2.0
-
 
 def _classes(run: Run) -> tuple[str, ...]:
     return SYNTHETIC_CLASSES if run.dataset == "synthetic" else tuple(data.CLASSES)
@@ -44,7 +42,4 @@ def history_section(store: RunStore, run: Run | None) -> None:
         return
     with st.expander(tr("training.run.history.title"), expanded=run.is_active):
         st.caption(tr("training.run.history.explain"))
-        if run.is_active:
-            st.fragment(_draw, run_every=LIVE_EVERY_S)(store, run.id)
-        else:
-            _draw(store, run.id)
+        _draw(store, run.id)

@@ -9,14 +9,16 @@ Everything shown comes from the run store (core.runs); training happens in its o
 (core.runs.jobs), so a reload or a second tab shows the same live run. Every word comes from the
 catalogues (core/i18n/<lang>/training_run.toml) in the session's language.
 
-Watching costs the run almost nothing (bench/live_overhead.py): while a run trains, one small
-fragment reruns every LIVE_EVERY_S (1.5 s); it reads only the metric rows added since its last read, redraws the
-progress line (elapsed time, time left, what the trainer is doing), the nine steps with the one the
-trainer is in highlighted (from the same rows: no extra query) and hands the charts over again, but
-rebuilds a chart only when rows it shows arrived (figures are shared by every tab showing the same
-rows in the same language, so an unchanged chart is handed over as the very same object). The
-epoch-by-epoch section has its own slower fragment (dashboard.history_panel). With no run active,
-the fragment only compares the runs' statuses (one small query).
+Watching costs the run little (bench/live_overhead.py). Each redraw costs the browser a render of
+the whole page, so while a run trains one small fragment reruns every LIVE_EVERY_S (1.5 s) and draws
+only what changes with every row (fast_part: the progress line with elapsed time and time left, what
+the trainer does now, four numbers, the loss chart). It reads only the metric rows added since its
+last read and rebuilds the loss chart only when rows it shows arrived (figures are shared by every
+tab showing the same rows in the same language). The rest (settled_part: accuracy and learning-rate
+charts, the changes made, the nine steps, the epoch-by-epoch section) changes only when an epoch ends
+or a change is applied: the page run draws it, and the fragment reruns the page when that happens
+(settled_key), about once per epoch. With no run active, the fragment only compares the runs'
+statuses (one small query).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import streamlit as st
 from core.runs import jobs
 from core.runs import progress as run_progress
 from core.runs.store import Run, RunError, RunStore
+from core.train.history import history_path
 from core.train.walkthrough import STEPS
 from dashboard import common, run_controls
 from dashboard import history_panel
@@ -36,7 +39,7 @@ from dashboard.figures import training as ft
 from core.i18n import t
 from dashboard.lang import lang, tr
 from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, ENDPOINT, FLASH, LIVE, MACHINES,
-                                     PER_MACHINE, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, STOP)
+                                     PER_MACHINE, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, SETTLED, STOP)
 
 COMPARE_X = "train_compare_x"   # the comparison's x axis: one of ft.COMPARE_AXES
 
@@ -145,43 +148,20 @@ def counts_text(run: Run, prog: run_progress.Progress) -> str:
     return text + "  \n" + " ".join(details)
 
 
-def _charts(store: RunStore, run: Run, frame, events, language: str) -> None:
-    """The loss, accuracy and learning-rate charts, each with its caption; a chart is rebuilt only
-    when rows it shows (or the language) changed. A run is named by its store, id and creation time:
-    a deleted run's id (and its rows' ids) can come back for a new run."""
-    synthetic, marks = run.dataset == "synthetic", tuple((e.id, e.step) for e in events)
-    epochs, per_epoch, cfg = ft.run_epochs(run), run.steps_per_epoch, run.config
-    base = (str(store.root), run.id, run.created_at, run.attempts, synthetic, marks, language)
-    loss = figure(("loss", *base, _versions(run, "train_loss", "epoch_test_loss", "epoch_train_loss")),
-                  lambda: ft.loss_figure(frame, synthetic=synthetic, events=events, lang=language))
-    acc, gap = figure(("acc", *base, epochs, per_epoch,
-                       _versions(run, "epoch_train_acc", "epoch_test_acc", "epoch_val_acc")),
-                      lambda: (ft.accuracy_figure(frame, synthetic=synthetic, epochs=epochs, events=events,
-                                                  steps_per_epoch=per_epoch, lang=language),
-                               ft.gap_note(frame, language)))
-    planned = (lambda: run_progress.planned_lr(cfg, per_epoch, events)) if per_epoch else (lambda: None)
-    lr = figure(("lr", *base, per_epoch, run.total_steps, _versions(run, "lr", "epoch_lr")),
-                lambda: ft.lr_figure(frame, events=events, synthetic=synthetic, planned=planned(), lang=language))
-    st.plotly_chart(loss, key=f"train_loss_chart_{run.id}")
-    st.caption(ft.loss_caption(cfg, language))
-    st.plotly_chart(acc, key=f"train_acc_chart_{run.id}")
-    st.caption(ft.accuracy_caption(cfg, language))
-    if gap:
-        st.warning(gap, icon=":material/trending_up:")
-    st.plotly_chart(lr, key=f"train_lr_chart_{run.id}")
-    st.caption(ft.lr_caption(cfg, language))
+def _base(store: RunStore, run: Run, events, language: str) -> tuple:
+    """What names one run's charts in the figure cache: its store, id and creation time (a deleted
+    run's id, and its rows' ids, can come back for a new run), attempt, the changes marked, language."""
+    marks = tuple((e.id, e.step) for e in events)
+    return (str(store.root), run.id, run.created_at, run.attempts, run.dataset == "synthetic", marks, language)
 
 
-def draw_run(store: RunStore, run: Run) -> None:
-    """Progress (with epoch, batch and step explained in this run's counts), four numbers, the loss,
-    accuracy and learning-rate charts of one run (each change made while it trained marked where it
-    was applied), the list of those changes and the nine steps with the trainer's phase highlighted."""
-    language = lang()
-    frame = metrics_for(store, run)
-    events = store.events(run.id)
-    prog = ft.progress(run, frame)
+def fast_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
+    """What changes with every row the trainer writes: the progress line (elapsed time, time left),
+    what the trainer does right now, four numbers and the loss chart. For an active run this is
+    all the live fragment draws."""
     st.progress(prog.fraction, text=prog.text(language))
-    st.caption(counts_text(run, prog))
+    if run.is_active:
+        st.markdown(_now_line(prog))
     # Two by two, and the charts one under another: the run's column is about 500 px wide on a
     # 1280 px projector, too narrow for four numbers or two charts side by side.
     cols = [*st.columns(2), *st.columns(2)]
@@ -190,9 +170,51 @@ def draw_run(store: RunStore, run: Run) -> None:
     cols[2].metric(tr("training.run.metric.speed"), f"{prog.images_per_sec:,.0f}" if prog.images_per_sec else "–")
     label, value, help_text = ft.model_accuracy(run, frame, language)
     cols[3].metric(label, value, help=help_text)
-    _charts(store, run, frame, events, language)
+    synthetic = run.dataset == "synthetic"
+    loss = figure(("loss", *_base(store, run, events, language),
+                   _versions(run, "train_loss", "epoch_test_loss", "epoch_train_loss")),
+                  lambda: ft.loss_figure(frame, synthetic=synthetic, events=events, lang=language))
+    st.plotly_chart(loss, key=f"train_loss_chart_{run.id}")   # last: settled_part starts with its caption
+
+
+def settled_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
+    """What changes only at an epoch's end or with a change made to the run: the accuracy and
+    learning-rate charts (each change marked where it was applied), the list of those changes and
+    the nine steps. For an active run the page run draws it, and the live fragment reruns the page
+    when any of it would change (settled_key, stored by the page run before the fragment runs)."""
+    synthetic, base = run.dataset == "synthetic", _base(store, run, events, language)
+    epochs, per_epoch, cfg = ft.run_epochs(run), run.steps_per_epoch, run.config
+    acc, gap = figure(("acc", *base, epochs, per_epoch,
+                       _versions(run, "epoch_train_acc", "epoch_test_acc", "epoch_val_acc")),
+                      lambda: (ft.accuracy_figure(frame, synthetic=synthetic, epochs=epochs, events=events,
+                                                  steps_per_epoch=per_epoch, lang=language),
+                               ft.gap_note(frame, language)))
+    planned = (lambda: run_progress.planned_lr(cfg, per_epoch, events)) if per_epoch else (lambda: None)
+    lr = figure(("lr", *base, per_epoch, run.total_steps, _versions(run, "lr", "epoch_lr")),
+                lambda: ft.lr_figure(frame, events=events, synthetic=synthetic, planned=planned(), lang=language))
+    st.caption(ft.loss_caption(cfg, language))   # under the loss chart, the fast part's last element
+    st.plotly_chart(acc, key=f"train_acc_chart_{run.id}")
+    st.caption(ft.accuracy_caption(cfg, language))
+    if gap:
+        st.warning(gap, icon=":material/trending_up:")
+    st.plotly_chart(lr, key=f"train_lr_chart_{run.id}")
+    st.caption(ft.lr_caption(cfg, language))
     run_controls.history(run, events)
     nine_steps(prog if run.is_active else None)
+
+
+def settled_key(store: RunStore, run: Run, events, prog: run_progress.Progress) -> tuple:
+    """Everything the slow parts of an active run show, in a few numbers: the epoch rows read, the
+    changes and where they were applied, the run's plan, the trainer's phase (the nine steps'
+    highlight: it changes two or three times per epoch), the prediction history file."""
+    try:
+        history = history_path(store.run_dir(run.id)).stat().st_mtime_ns
+    except OSError:
+        history = None
+    versions = _entry(run)["versions"]
+    epoch_rows = tuple(sorted((n, v) for n, v in versions.items() if n.startswith("epoch_") or n == "lr"))
+    return (run.id, run.attempts, run.steps_per_epoch, run.total_steps, epoch_rows,
+            tuple((e.id, e.step) for e in events), _phase(prog), history)
 
 
 # ---- the nine steps, with the trainer's phase ------------------------------------------------
@@ -239,14 +261,17 @@ def after_epoch_markdown(phase: str | None) -> str:
     return "\n\n".join(lines)
 
 
+def _phase(prog: run_progress.Progress | None) -> str | None:
+    return prog.phase if prog is not None and prog.status == "running" else None
+
+
 def nine_steps(prog: run_progress.Progress | None) -> None:
     """The tutorial's nine training steps, open; for an active run (`prog`) what the trainer does now
-    is highlighted: the whole loop (steps 1-9) while it trains, the test or the save after an epoch."""
-    phase = prog.phase if prog is not None and prog.status == "running" else None
+    is highlighted: the whole loop (steps 1-9) while it trains, the test or the save after an epoch.
+    The line saying so, with the step it is at, is under the progress bar (fast_part)."""
+    phase = _phase(prog)
     with st.expander(tr("training.run.steps.title"), expanded=True):
         st.caption(tr("training.run.steps.intro"))
-        if prog is not None:
-            st.markdown(_now_line(prog))
         st.markdown(steps_markdown(phase == "training"))
         st.markdown(after_epoch_markdown(phase))
         st.caption(tr("training.run.steps.engine"))
@@ -256,17 +281,25 @@ def nine_steps(prog: run_progress.Progress | None) -> None:
 
 @st.fragment(run_every=LIVE_EVERY_S)
 def _live(run_id: int | None) -> None:
-    """Redraws the selected run while it trains; otherwise only notices changes of status (a
-    status change anywhere reruns the whole page)."""
+    """Redraws the fast part of the selected run while it trains; reruns the whole page when a
+    status changed anywhere, or when the run's slow parts would change (an epoch ended, a change
+    was applied); with no run active it only compares the statuses (one small query)."""
     store = common.polling_store()
     if store.statuses() != st.session_state.get(SEEN):  # started, stopped or finished anywhere
         st.rerun()
     run = store.get(run_id) if run_id is not None and run_id in st.session_state[SEEN] else None
-    if run is not None and run.is_active:
-        draw_run(store, run)
+    if run is None or not run.is_active:
+        return
+    language = lang()
+    frame = metrics_for(store, run)
+    events = store.events(run.id)
+    prog = ft.progress(run, frame)
+    if settled_key(store, run, events, prog) != st.session_state.get(SETTLED):
+        st.rerun()
+    fast_part(store, run, frame, events, prog, language)
 
 
-def live(run_id: int | None, active: bool) -> None:
+def live(run_id: int | None) -> None:
     """The live part of the selected run, rerun every LIVE_EVERY_S (with no run active it only
     compares the statuses). One fragment defined once: a fragment made anew on every page run
     can leave its earlier timers running in the browser."""
@@ -274,15 +307,28 @@ def live(run_id: int | None, active: bool) -> None:
 
 
 def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | None:
-    """The run picker with Stop and Resume, the run's status and its charts; returns the run shown."""
-    head, live_slot = st.container(), st.container()  # fixed places (fragment id)
+    """The run picker with Stop and Resume, the run's status and its charts; returns the run shown:
+    epoch, batch and step explained in this run's counts, then its progress, four numbers and loss
+    chart (fast_part: the live fragment's while it trains), then the rest (settled_part)."""
+    head, counts_slot, live_slot = st.container(), st.container(), st.container()  # fixed places (fragment id)
     with head:
         run = _pick_run(runs, active)
+    if run is None:
+        with live_slot:
+            live(None)
+        return None
+    language = lang()
+    frame, events = metrics_for(store, run), store.events(run.id)
+    prog = ft.progress(run, frame)
+    counts_slot.caption(counts_text(run, prog))
     with live_slot:
-        live(run.id if run is not None else None, bool(active))
-        if run is not None and not run.is_active:
-            draw_run(store, run)
-    history_panel.history_section(store, run)   # predictions epoch by epoch (live while it trains)
+        if run.is_active:   # what the page run read: the fragment reruns the page when it changes
+            st.session_state[SETTLED] = settled_key(store, run, events, prog)
+        live(run.id if run.is_active else None)
+        if not run.is_active:
+            fast_part(store, run, frame, events, prog, language)
+        settled_part(store, run, frame, events, prog, language)
+    history_panel.history_section(store, run)   # predictions epoch by epoch (redrawn by each page run)
     return run
 
 

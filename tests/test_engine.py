@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import pytest
 import torch
@@ -73,6 +74,36 @@ def test_callbacks_get_the_documented_keys_at_the_documented_cadence(synthetic_d
         assert 0 <= m["test_acc"] <= 1 and m["images_per_sec"] > 0 and m["elapsed_s"] > 0 and m["lr"] == cfg.lr
     assert rec.epochs[1][2]["elapsed_s"] > rec.epochs[0][2]["elapsed_s"]
     assert result.final == rec.epochs[-1][2]
+
+
+class SlowSteps(Recorder):
+    """Every step takes at least `seconds` (the pause sits in should_stop, asked after each step)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def should_stop(self):
+        time.sleep(self.seconds)
+        return False
+
+
+def test_report_every_s_reports_sooner_when_steps_are_slow_and_changes_nothing_when_they_are_fast(
+        synthetic_dataset, tmp_path):
+    cfg = TrainConfig.smoke(epochs=2, log_every=100)        # 8 steps an epoch: no step report at all
+    _, rec = _fit(cfg, synthetic_dataset, tmp_path / "plain", SlowSteps(0.03))
+    assert rec.steps == []
+    # A step that waits 0.03 s passes 0.025 s: a report after every step (the first of an epoch can
+    # come a step later: its clock starts with the epoch), each the mean since the previous one.
+    _, rec = _fit(cfg, synthetic_dataset, tmp_path / "timed", SlowSteps(0.03), report_every_s=0.025)
+    steps = [s for s, _, _ in rec.steps]
+    assert len(steps) >= 14 and all(1 <= b - a <= 2 for a, b in zip([0] + steps, steps))
+    assert {e for _, e, _ in rec.steps} == {1, 2}
+    assert all(set(m) == STEP_KEYS and math.isfinite(m["train_loss"]) for _, _, m in rec.steps)
+    # Fast steps never wait that long: the documented cadence, unchanged.
+    cfg = TrainConfig.smoke(epochs=2, log_every=3)
+    _, rec = _fit(cfg, synthetic_dataset, tmp_path / "fast", report_every_s=3600.0)
+    assert [(s, e) for s, e, _ in rec.steps] == [(3, 1), (6, 1), (9, 2), (12, 2), (15, 2)]
 
 
 def test_progress_bars_go_to_stderr_only_when_asked(synthetic_dataset, tmp_path, capfd):

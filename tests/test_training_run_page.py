@@ -118,7 +118,7 @@ def test_every_chart_has_a_caption_that_says_how_to_read_it(store):
     at = page()
     assert {"Loss (synthetic)", "Accuracy per epoch (synthetic)", "Learning rate (synthetic)"} <= set(charts(at))
     text = captions(at)
-    loss = [c for c in text if c.startswith("Light line: the training loss, a 2-step mean (the last 2 steps)")]
+    loss = [c for c in text if c.startswith("Light line: the training loss, the mean since the point before: one point every 2 steps, or every second")]
     assert len(loss) == 1 and "smoothed (20% new + 80% old)" in loss[0]
     assert "abel smoothing" not in loss[0]                                   # this run has none
     assert any("Train accuracy is a running mean over the epoch" in c and "in epoch 1 test can sit above train" in c
@@ -134,7 +134,7 @@ def test_the_label_smoothing_caption_names_this_runs_value(store):
     assert "the test loss can sit below the training loss" in loss
     at = page("zh")
     (loss,) = [c for c in captions(at) if c.startswith("浅色线")]
-    assert "标签平滑 0.2" in loss and "2 个 step 的平均" in loss
+    assert "标签平滑 0.2" in loss and "每 2 个 step 一个点" in loss
 
 
 def test_the_loss_chart_has_each_epochs_mean_training_loss(store):

@@ -67,6 +67,8 @@ STEP_METRICS = ("train_loss", "train_acc")
 EPOCH_PREFIX = "epoch_"
 FLUSH_EVERY_S = 0.5         # metric rows reach the store twice a second: with the page's 1.5 s redraw,
                             # charts grow at least every 2 s (one small transaction each, about 1 ms)
+REPORT_EVERY_S = 1.0        # a loss report at least every second (every log_every steps when that is
+                            # sooner): the live charts grow at least every 2 s however slow the steps
 STOP_CHECK_EVERY_S = 0.5    # the stop flag is read at most this often
 HEARTBEAT_EVERY_S = 2.0     # a side thread proves the process is alive even in a long epoch
 
@@ -291,7 +293,7 @@ def run_stored(store: RunStore, run_id: int, *, resume: bool = False, progress: 
                                 resume=point is not None, resume_from=point, progress=progress,
                                 on_predictions=history.record, controls=calls.controls,
                                 on_control=calls.on_control, replay=replay, on_phase=calls.on_phase,
-                                world=world)
+                                world=world, report_every_s=REPORT_EVERY_S)
         writer.flush()
         beat.stop()
         final = dict(result.final or {})

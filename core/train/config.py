@@ -406,7 +406,9 @@ class TrainConfig:
         None, "Test images", "Evaluate on only the first N test images.", "optional_int", MODEL_DATA,
         unit="images", minimum=1, cap=MAX_IMAGES, none_means="all", advanced=True)
     log_every: int = _setting(
-        50, "Report loss every N steps", "How many optimiser steps pass between training-loss reports.",
+        50, "Report loss every N steps", "How many optimiser steps pass between training-loss reports. A stored "
+        "run (the dashboard, `python -m core train`) also reports when a second passed without one, so its live "
+        "charts keep growing (not across several processes).",
         "int", RUN, unit="steps", minimum=1, cap=MAX_LOG_EVERY, advanced=True)
     preset: str | None = _setting(
         None, "Preset", "The name of the preset this config started from.", "text", RUN, none_means="no preset")

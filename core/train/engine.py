@@ -20,7 +20,9 @@ Reporting (no printing; only tqdm bars on stderr when progress=True):
                                                             total_steps, epochs, train_images,
                                                             test_images, device, precision
     on_step(step, epoch, {"train_loss", "train_acc"})       every cfg.log_every optimiser steps,
-                                                            means since the previous report
+                                                            means since the previous report; with
+                                                            report_every_s, also sooner when that
+                                                            many seconds passed (one process only)
     on_epoch(epoch, step, {"train_loss", "train_acc", "test_loss", "test_acc",
                            "images_per_sec", "elapsed_s", "lr"})   after each epoch
     should_stop() -> bool                                    checked after every step
@@ -391,6 +393,7 @@ class _Trainer:
         """Set up: the data on the device, the network, its loss, optimiser and schedule.
         `world`: this process's place in a data-parallel run (core.train.distributed), else None."""
         self.cfg, self.progress, self.world = cfg, progress, world
+        self.report_every_s: float | None = None   # fit(report_every_s=...): reports at least this often
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
@@ -589,6 +592,9 @@ class _Trainer:
         model, forward, criterion, average = self.model, self.forward, self.criterion, self.average
         optimizer, scheduler, device, precision = self.optimizer, self.scheduler, self.device, self.precision
         bar = self._progress_bar(run.epoch)
+        # Reports at the multiples of log_every, as without report_every_s, until a report comes
+        # early (report_every_s passed): the next is then log_every steps after that one.
+        every_s, last_report, reported_at = self.report_every_s, state.step - state.step % cfg.log_every, time.monotonic()
         try:
             for x, y in self.batches.epoch(start_batch=state.step_in_epoch, epoch_index=state.epoch_done):
                 # Part 4: one training step.
@@ -612,8 +618,11 @@ class _Trainer:
                 run.add(loss.detach(), logits.detach(), y)
                 if bar is not None:
                     bar.update(1)
-                if state.step % cfg.log_every == 0 and not self._report(run, on_step, bar):
-                    return run.end("diverged")
+                due = state.step - last_report >= cfg.log_every
+                if due or (every_s is not None and time.monotonic() - reported_at >= every_s):
+                    if not self._report(run, on_step, bar):
+                        return run.end("diverged")
+                    last_report, reported_at = state.step, time.monotonic()
                 if self.replay or self.controls is not None:
                     self.take_controls()
                 if should_stop is not None and should_stop():
@@ -805,7 +814,7 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
         on_control: Callable[[AppliedControl], None] | None = None,
         replay: Sequence[Control] = (),
         on_phase: Callable[[str, int, int], None] | None = None,
-        world: World | None = None) -> FitResult:
+        world: World | None = None, report_every_s: float | None = None) -> FitResult:
     """Train cfg.model on `dataset` (core.data.Dataset) and write checkpoints to `run_dir`.
 
     resume=True continues from `resume_from` (a checkpoints.find_resume_point the caller already
@@ -820,11 +829,17 @@ def fit(cfg: TrainConfig, dataset, run_dir, *, on_step: StepCallback | None = No
     `on_phase(name, step, epoch)` hears when fit starts "training" an epoch, "testing" it (test and validation
     split) and "saving" its checkpoints (for a progress line saying what the run is doing).
 
+    `report_every_s`: report (on_step) as soon as this many seconds passed since the previous report,
+    even before cfg.log_every steps (a live chart that grows at least every few seconds however slow
+    the steps are: core.runs.worker); the next report then comes cfg.log_every steps or as many
+    seconds later. Ignored in a data-parallel run, whose ranks must report at the same steps.
+
     `world` (core.train.distributed.start): this process is one rank of a data-parallel run; every
     rank calls fit with the same arguments, only rank 0 with callbacks that talk to the run store
     (its should_stop and controls are asked every distributed.AGREE_EVERY steps and broadcast).
     """
     trainer = _Trainer(cfg, dataset, Path(run_dir), progress=progress, world=world)      # parts 1-3
+    trainer.report_every_s = report_every_s if world is None else None
     if world is not None:   # data parallel: rank 0 asks, every rank follows at the same step
         agreed = distributed.Agreement(world, lambda: trainer.state.step, should_stop, controls)
         should_stop, controls = agreed.should_stop, agreed.controls

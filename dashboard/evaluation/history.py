@@ -69,7 +69,7 @@ def draw_history(history: hist.PredictionHistory, classes: tuple[str, ...], pref
     index = epochs.index(epoch)
     summary = hist.epoch_summary(history, index, classes)
     overall = hist.overall_over_epochs(history)
-    cols = st.columns(3)
+    cols = [*st.columns(2), *st.columns(2)] if narrow else st.columns(3)   # narrow: two by two, no label cut
     change = tr("evaluation.history.delta", pts=100 * (overall[index] - overall[index - 1])) if index else None
     cols[0].metric(tr("evaluation.history.accuracy"), f"{summary.accuracy:.1%}", delta=change)
     cols[1].metric(tr("evaluation.history.epochs"), f"{len(epochs)}")
