@@ -177,6 +177,19 @@ def screenshot_dir() -> Path:
 
 
 @pytest.fixture
+def stand_in_store():
+    """The page's store (this test's CIFARLAB_RUNS_DIR) for tests in which this process stands in for
+    every trainer: runs it left active are marked stopped when the test ends."""
+    from core.runs.store import RunStore
+
+    store = RunStore()
+    yield store
+    for run in store.list_runs():
+        if run.is_active:
+            store.mark_finished(run.id, "stopped", "test over")
+
+
+@pytest.fixture
 def store():
     """The test's run store (its isolated CIFARLAB_RUNS_DIR), whose trainer processes are all killed
     when the test ends, pass or fail. (A module may define its own `store`.)"""

@@ -26,13 +26,8 @@ EPOCH_S = 6.0           # seconds on the run's clock per epoch (tests included)
 
 
 @pytest.fixture
-def store():
-    """The page's store (this test's CIFARLAB_RUNS_DIR); this process stands in for every trainer."""
-    store = RunStore()
-    yield store
-    for run in store.list_runs():
-        if run.is_active:
-            store.mark_finished(run.id, "stopped", "test over")
+def store(stand_in_store):
+    return stand_in_store
 
 
 def stored_run(store: RunStore, name: str, accs: list[tuple[float, float]], *, finish: bool = True,

@@ -25,12 +25,8 @@ _MARKUP = re.compile(r"<[^>]*>|%\{[^}]*\}")
 
 
 @pytest.fixture
-def store():
-    store = RunStore()
-    yield store
-    for run in store.list_runs():
-        if run.is_active:
-            store.mark_finished(run.id, "stopped", "test over")
+def store(stand_in_store):
+    return stand_in_store
 
 
 def chart_words(at) -> list[str]:
