@@ -74,9 +74,10 @@ def uncaptioned(at: AppTest | Block) -> list[str]:
     return missing
 
 
-def chart_words(at: AppTest) -> list[str]:
+def chart_words(at: AppTest, skip_names: frozenset[str] = frozenset()) -> list[str]:
     """Every word a chart shows as its own text: titles, axis titles, subplot titles, legend names and
-    hover templates (not the plotted categories, which are class or layer names)."""
+    hover templates (not the plotted categories, which are class or layer names; nor the legend
+    names in `skip_names`, e.g. runs named by the user)."""
     texts: list[str] = []
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
@@ -87,16 +88,19 @@ def chart_words(at: AppTest) -> list[str]:
                 texts.append(title.get("text", "") if isinstance(title, dict) else str(title))
         texts += [a.get("text", "") for a in layout.get("annotations", [])]
         for trace in spec.get("data", []):
-            texts += [str(trace.get("name", "")), str(trace.get("hovertemplate", ""))]
+            if trace.get("name") not in skip_names:
+                texts.append(str(trace.get("name", "")))
+            texts.append(str(trace.get("hovertemplate", "")))
     return texts
 
 
-def english_in_charts(at: AppTest) -> list[str]:
-    """English words (3+ letters, outside KEPT_WORDS) left in a Chinese page's charts."""
+def english_in_charts(at: AppTest, allowed: frozenset[str] = frozenset(),
+                      skip_names: frozenset[str] = frozenset()) -> list[str]:
+    """English words (3+ letters, outside KEPT_WORDS and `allowed`) left in a Chinese page's charts."""
     left = []
-    for text in chart_words(at):
+    for text in chart_words(at, skip_names):
         bare = re.sub(r"%\{[^}]*\}|<[^>]+>", " ", text)
-        left += [w for w in re.findall(r"[A-Za-z]{3,}", bare) if w not in KEPT_WORDS]
+        left += [w for w in re.findall(r"[A-Za-z]{3,}", bare) if w not in KEPT_WORDS and w not in allowed]
     return left
 
 

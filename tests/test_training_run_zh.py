@@ -3,9 +3,7 @@ its comparison and every expander, a run training with changes asked, a run wait
 shows no English sentence, and the charts' titles, axes, legends, hover text and notes are Chinese."""
 from __future__ import annotations
 
-import json
 import os
-import re
 
 import pytest
 
@@ -17,11 +15,10 @@ from core.train.config import TrainConfig
 from dashboard import run_panel
 from dashboard.figures import training as ft
 from dashboard.training_keys import ALL_SETTINGS, COMPARE
-from tests.i18n_checks import english_leftovers
+from tests.i18n_checks import english_in_charts, english_leftovers
 from tests.test_training_run_page import page, stored_run
 
-ALLOWED = {"epoch", "step", "batch", "EMA", "lr", "pts"}   # the tutorial's own Latin words, and units
-_MARKUP = re.compile(r"<[^>]*>|%\{[^}]*\}")
+ALLOWED = frozenset({"EMA", "pts"})   # the tutorial's own Latin words, and units
 
 
 @pytest.fixture
@@ -30,22 +27,10 @@ def store(stand_in_store):
 
 
 def chart_words(at) -> list[str]:
-    """English words (3+ letters) in the charts' titles, axes, legends, hover text and notes, apart from
-    the Latin words the tutorial keeps and the runs' own names."""
-    found = []
-    names = {f"#{r.id} {r.name}" for r in RunStore().list_runs()}
-    for element in at.get("plotly_chart"):
-        spec = json.loads(element.proto.spec)
-        layout = spec["layout"]
-        texts = [layout["title"]["text"], layout["xaxis"].get("title", {}).get("text", ""),
-                 layout["yaxis"].get("title", {}).get("text", "")]
-        texts += [a.get("text", "") for a in layout.get("annotations", [])]
-        for trace in spec["data"]:
-            if trace.get("name") not in names:
-                texts.append(trace.get("name", ""))
-            texts.append(_MARKUP.sub(" ", trace.get("hovertemplate", "")))
-        found += [w for text in texts for w in re.findall(r"[A-Za-z]{3,}", str(text)) if w not in ALLOWED]
-    return found
+    """English words in the charts' own text, apart from the Latin words the tutorial keeps, the
+    units and the runs' own names."""
+    names = frozenset(f"#{r.id} {r.name}" for r in RunStore().list_runs())
+    return english_in_charts(at, allowed=ALLOWED, skip_names=names)
 
 
 def test_a_finished_run_with_its_comparison_speaks_chinese(store):
