@@ -140,7 +140,7 @@ def shown_step(page) -> int | None:
     progress line is drawn, or while it tests or saves at an epoch's end: no steps are taken then,
     and "charts grow at least every 2 s" is asked of the time during an epoch)."""
     try:
-        text = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stProgress"]')]
+        text = page.evaluate("""() => [...document.querySelectorAll('.cifarlab-progress')]
                                        .map(el => el.innerText).join(' ')""")
     except Exception:
         return None
@@ -237,7 +237,7 @@ def one_replay(store, server: Server, browser, cfg, tabs: int, args) -> dict:
     writer.start()
     started.wait()
     for page in pages:   # every tab has noticed the run and draws it live (a whole page run each)
-        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=180_000)
+        page.locator('.cifarlab-progress').first.wait_for(timeout=180_000)
     time.sleep(2.0)
     start = (time.time(), server.cpu(), browser_cpu_seconds())
     gaps, last_change, last_step = [], None, None

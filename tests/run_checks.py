@@ -1,6 +1,9 @@
 """Checks shared by the tests that train stored runs (test-only helpers)."""
 from __future__ import annotations
 
+import html
+import re
+
 from core.runs.store import RunStore
 
 STEPS_PER_EPOCH = 512 // 64  # TrainConfig.smoke(): 512 synthetic images, batch 64
@@ -15,3 +18,16 @@ def assert_complete_history(store: RunStore, run_id: int, epochs: int, steps_per
     test_acc = frame[frame["name"] == "epoch_test_acc"].sort_values("step")
     assert test_acc["epoch"].tolist() == list(range(1, epochs + 1))
     assert test_acc["step"].tolist() == [e * steps_per_epoch for e in range(1, epochs + 1)]
+
+
+def progress_shown(at) -> list[tuple[int, str]]:
+    """The run progress lines an AppTest page shows (dashboard.run_panel.progress_line): (percent, text)."""
+    from dashboard.run_panel import PROGRESS_CLASS
+
+    shown = []
+    for element in at.markdown:
+        if f'class="{PROGRESS_CLASS}"' in element.value:
+            percent = int(re.search(r'aria-valuenow="(\d+)"', element.value).group(1))
+            text = re.search(r'aria-label="([^"]*)"', element.value).group(1)
+            shown.append((percent, html.unescape(text)))
+    return shown

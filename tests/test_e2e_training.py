@@ -68,7 +68,7 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
     page.get_by_text(PROGRESS).first.wait_for(timeout=120_000)
     first = progress_step(page)
     page.wait_for_function(
-        """(first) => [...document.querySelectorAll('[data-testid="stProgress"]')]
+        """(first) => [...document.querySelectorAll('.cifarlab-progress')]
                .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
         arg=first + 3, timeout=120_000)  # the step count moved on by more than three
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2

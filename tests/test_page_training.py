@@ -18,6 +18,7 @@ from core.train.device import usable_devices
 from dashboard import training_keys
 from core import i18n
 from dashboard.config_form import field_key, form_fields, label, widget_value
+from tests.run_checks import progress_shown
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
 PAGE = str(DASHBOARD / "views" / "training.py")
@@ -117,7 +118,7 @@ def test_start_stop_and_resume_a_run_from_the_page_with_live_charts(store):
     assert loss["layout"]["xaxis"]["title"]["text"] == "optimiser step"
     assert loss["layout"]["yaxis"]["title"]["text"] == "cross-entropy loss"
     assert [t["name"] for t in loss["data"]][:2] == ["train loss (raw)", "train loss (EMA, α=0.2)"]
-    assert "Accuracy per epoch (synthetic)" in charts(at) and at.get("progress")
+    assert "Accuracy per epoch (synthetic)" in charts(at) and progress_shown(at)
 
     # A second tab (a fresh session) finds the same run and its chart without being told.
     other = page()
@@ -347,16 +348,15 @@ def test_the_progress_line_says_what_the_run_does_with_elapsed_time_and_time_lef
     store.log_metrics(run.id, rows)
     store.heartbeat(run.id, train_seconds=11.0)
     at = page()
-    (bar,) = at.get("progress")
-    text = bar.proto.text
+    ((_, text),) = progress_shown(at)
     # epoch 2: 2 steps (2 s) + its end (3 s); the run: 6 steps (6 s) + two epoch ends (6 s)
     assert text.startswith("Training · epoch 2/3 · step 6/12 · 8 images/s · elapsed 0m 1")
     assert text.endswith("· epoch ends in ~0m 5s · run ends in ~0m 12s"), text
 
     store.log_metrics(run.id, [(8, 2, phase_row("testing"), 1.0)])           # now the trainer tests epoch 2
     at.run()
-    (bar,) = at.get("progress")
-    assert bar.proto.text.startswith("Testing (evaluating the epoch's model) · epoch 2/3 · step 8/12")
+    ((_, text),) = progress_shown(at)
+    assert text.startswith("Testing (evaluating the epoch's model) · epoch 2/3 · step 8/12")
     store.mark_finished(run.id, "stopped", "done")
 
 

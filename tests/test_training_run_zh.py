@@ -16,6 +16,7 @@ from dashboard import run_panel
 from dashboard.figures import training as ft
 from dashboard.training_keys import ALL_SETTINGS, COMPARE
 from tests.i18n_checks import english_in_charts, english_leftovers
+from tests.run_checks import progress_shown
 from tests.test_training_run_page import page, stored_run
 
 ALLOWED = frozenset({"EMA", "pts"})   # the tutorial's own Latin words, and units
@@ -43,7 +44,8 @@ def test_a_finished_run_with_its_comparison_speaks_chinese(store):
         assert english_leftovers(at) == []
         assert chart_words(at) == []
     assert any("过拟合" in w.value for w in at.warning)                          # the gap is flagged, in Chinese
-    progress = at.get("progress")[0].proto.text
+    ((percent, progress),) = progress_shown(at)
+    assert percent == 100
     assert progress.startswith("已完成 · epoch 4/4 · step 32/32")
     assert [m.label for m in at.metric][:3] == ["Epoch", "Step", "图片/秒"]
     table = at.dataframe[0].value
@@ -60,7 +62,7 @@ def test_a_training_run_with_changes_speaks_chinese(store):
     store.request_control(run_id, "stop_at_epoch_end")
     at = page("zh")
     assert english_leftovers(at) == [] and chart_words(at) == []
-    assert at.get("progress")[0].proto.text.startswith("训练中 · epoch 2/3 · step 10/24")
+    assert progress_shown(at)[0][1].startswith("训练中 · epoch 2/3 · step 10/24")
     assert any(m.value.startswith(":orange-badge[:material/play_arrow: 正在进行] **第 1–9 步：训练循环。**")
                for m in at.markdown)
     events = at.dataframe[0].value
