@@ -374,7 +374,10 @@ def _one_weight(optimizer, params, before, lr_of) -> OneWeight | None:
     index = tuple(int(i) for i in np.unravel_index(flat, tuple(p.shape)))
     state = optimizer.state.get(p, {})
     group = next(g for g in optimizer.param_groups if any(q is p for q in g["params"]))
-    get = (lambda key: float(state[key].flatten()[flat]) if state.get(key) is not None else None)
+
+    def get(key: str) -> float | None:
+        return float(state[key].flatten()[flat]) if state.get(key) is not None else None
+
     step = state.get("step")
     one = OneWeight(n, index, float(before[n].flatten()[flat]), float(p.grad.flatten()[flat]),
                     float(p.detach().flatten()[flat]), float(lr_of[id(p)]), type(optimizer).__name__,

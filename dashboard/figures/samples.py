@@ -206,8 +206,6 @@ def normalised_views(image_uint8_hwc: np.ndarray, *, spread: float = 2.5) -> tup
     (H, W, 3): the normalised numbers drawn as if they were pixels (values below 0, i.e. darker than the
     training set's average in that channel, clip to black, as plt.imshow does with a normalised tensor),
     and rescaled so that -spread..+spread spans black..white (mid grey = the channel's average)."""
-    import torch
-
     from core.data.images import normalize, to_nchw, to_nhwc
 
     x = normalize(to_nchw(np.asarray(image_uint8_hwc)[None]))
