@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 
 from bench import common
+from dashboard.training_keys import PROGRESS_CLASS   # the live progress line's element
 
 TICK = os.sysconf("SC_CLK_TCK")
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -140,8 +141,8 @@ def shown_step(page) -> int | None:
     progress line is drawn, or while it tests or saves at an epoch's end: no steps are taken then,
     and "charts grow at least every 2 s" is asked of the time during an epoch)."""
     try:
-        text = page.evaluate("""() => [...document.querySelectorAll('.cifarlab-progress')]
-                                       .map(el => el.innerText).join(' ')""")
+        text = page.evaluate("""(cls) => [...document.getElementsByClassName(cls)]
+                                       .map(el => el.innerText).join(' ')""", PROGRESS_CLASS)
     except Exception:
         return None
     found = STEP_TEXT.search(text)
@@ -237,7 +238,7 @@ def one_replay(store, server: Server, browser, cfg, tabs: int, args) -> dict:
     writer.start()
     started.wait()
     for page in pages:   # every tab has noticed the run and draws it live (a whole page run each)
-        page.locator('.cifarlab-progress').first.wait_for(timeout=180_000)
+        page.locator("." + PROGRESS_CLASS).first.wait_for(timeout=180_000)
     time.sleep(2.0)
     start = (time.time(), server.cpu(), browser_cpu_seconds())
     gaps, last_change, last_step = [], None, None

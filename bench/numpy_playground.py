@@ -78,7 +78,8 @@ def core_timings(repeat: int) -> None:
 # ---- the browser: updates per second while playing ------------------------------------------------
 
 def set_up_xor_2_4_1(page) -> None:
-    """The browser test's playground: biases on, one hidden layer of 4 tanh neurons, 20 steps per update."""
+    """The browser test's playground (tests/test_e2e_numpy_network.py sets it up with this too): biases
+    on, one hidden layer of 4 tanh neurons, 20 steps per update."""
     from playwright.sync_api import expect
 
     page.get_by_text("Add biases").click()

@@ -40,7 +40,7 @@ from dashboard.figures import training as ft
 from core.i18n import t
 from dashboard.lang import lang, tr
 from dashboard.training_keys import (ALL_SETTINGS, COMPARE, DELETE, DELETE_CONFIRM, ENDPOINT, FLASH, LIVE, MACHINES,
-                                     PER_MACHINE, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, SETTLED, STOP)
+                                     PER_MACHINE, PROGRESS_CLASS, RENAME, RENAME_TEXT, RESUME, SEEN, SELECTED, SETTLED, STOP)
 
 COMPARE_X = "train_compare_x"   # the comparison's x axis: one of ft.COMPARE_AXES
 
@@ -154,9 +154,6 @@ def _base(store: RunStore, run: Run, events, language: str) -> tuple:
     run's id, and its rows' ids, can come back for a new run), attempt, the changes marked, language."""
     marks = tuple((e.id, e.step) for e in events)
     return (str(store.root), run.id, run.created_at, run.attempts, run.dataset == "synthetic", marks, language)
-
-
-PROGRESS_CLASS = "cifarlab-progress"   # the live progress line's element (tests and bench/live_overhead find it)
 
 
 def progress_line(fraction: float, text: str) -> None:

@@ -22,7 +22,7 @@ def assert_complete_history(store: RunStore, run_id: int, epochs: int, steps_per
 
 def progress_shown(at) -> list[tuple[int, str]]:
     """The run progress lines an AppTest page shows (dashboard.run_panel.progress_line): (percent, text)."""
-    from dashboard.run_panel import PROGRESS_CLASS
+    from dashboard.training_keys import PROGRESS_CLASS
 
     shown = []
     for element in at.markdown:

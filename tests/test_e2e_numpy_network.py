@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bench.numpy_playground import set_up_xor_2_4_1
 from core.numpy_net import TUTORIAL_INPUT, tutorial_network
 from dashboard.playground_panel import TICK_S
 
@@ -114,24 +115,10 @@ def test_playing_xor_trains_a_2_4_1_tanh_net_past_90_percent_and_pause_holds_the
     expect(page.get_by_role("combobox", name="Data set")).to_have_value("XOR quadrants")
 
     # a 2-4-1 tanh network with biases (without biases a tanh network is odd, f(-x) = -f(x): no XOR)
-    page.get_by_text("Add biases").click()
-    expect(page.get_by_role("slider", name="bias of h1,1")).to_be_visible(timeout=SLOW)
-    layers = page.get_by_role("slider", name="Hidden layers")
-    layers.focus()
-    layers.press("ArrowLeft")
-    expect(page.get_by_text("the 2-2-1 network's output")).to_be_visible(timeout=SLOW)
-    for shape in ("2-3-1", "2-4-1"):
-        units = page.get_by_role("slider", name="Neurons in hidden layer 1")
-        units.focus()
-        units.press("ArrowRight")
-        expect(page.get_by_text(f"the {shape} network's output")).to_be_visible(timeout=SLOW)
+    set_up_xor_2_4_1(page)   # biases on, 2-4-1 through the sliders, 10 -> 20 SGD steps between two redraws
     expect(page.get_by_role("slider", name="h1,4 → out")).to_be_visible()
     expect(page.get_by_role("combobox", name="Activation of hidden layer 1")).to_have_value("tanh")
     expect(status).to_contain_text("Step 0")
-    speed = page.get_by_role("slider", name="Steps per update")  # 10 -> 20 SGD steps between two redraws
-    speed.focus()
-    speed.press("ArrowRight")
-    expect(speed).to_have_attribute("aria-valuetext", "20", timeout=SLOW)
 
     # Play: the test accuracy passes 90 % within what 30 s of playing is at the page's own pace (an update
     # every TICK_S, 20 SGD steps each). The test checks the steps, which do not depend on how busy the

@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.training_keys import PROGRESS_CLASS
+
 
 pytestmark = pytest.mark.e2e
 
@@ -68,9 +70,9 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
     page.get_by_text(PROGRESS).first.wait_for(timeout=120_000)
     first = progress_step(page)
     page.wait_for_function(
-        """(first) => [...document.querySelectorAll('.cifarlab-progress')]
+        """([first, cls]) => [...document.getElementsByClassName(cls)]
                .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
-        arg=first + 3, timeout=120_000)  # the step count moved on by more than three
+        arg=[first + 3, PROGRESS_CLASS], timeout=120_000)  # the step count moved on by more than three
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
     # The nine steps follow the trainer: the loop is marked while it trains, each chart has its caption.
     expect(page.get_by_text("Steps 1–9: the training loop.").first).to_be_visible()
