@@ -15,7 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent / "app.py"
+APP = Path(__file__).resolve().parent / "server.py"   # app.py with the live view's route (dashboard/server.py)
 CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
 SAFE_FLOOR = {"server.address": "localhost", "server.headless": True, "browser.gatherUsageStats": False}
 

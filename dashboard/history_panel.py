@@ -4,8 +4,8 @@
 
 Reads the run's prediction history (core.train.history, written by the trainer after each epoch)
 and draws the same scrubber and charts as the Evaluation page (dashboard.evaluation.history). While
-the run trains, the Training page's live fragment reruns the page when the file changes (once per
-epoch: dashboard.run_panel.settled_key), so the per-class heatmap grows and the scrubber follows the
+the run trains, the Training page's live view reruns this section when the file changes (once per
+epoch: dashboard.live_feed.settled_key), so the per-class heatmap grows and the scrubber follows the
 newest epoch until the user moves it back; no timer of its own redraws an unchanged file. Its own words come from the
 catalogues (training.run.history.*).
 """

@@ -9,16 +9,18 @@ Everything shown comes from the run store (core.runs); training happens in its o
 (core.runs.jobs), so a reload or a second tab shows the same live run. Every word comes from the
 catalogues (core/i18n/<lang>/training_run.toml) in the session's language.
 
-Watching costs the run little (bench/live_overhead.py). Each redraw costs the browser a render of
-the whole page, so while a run trains one small fragment reruns every LIVE_EVERY_S (1.5 s) and draws
-only what changes with every row (fast_part: the progress line with elapsed time and time left, what
-the trainer does now, four numbers, the loss chart). It reads only the metric rows added since its
-last read and rebuilds the loss chart only when rows it shows arrived (figures are shared by every
-tab showing the same rows in the same language). The rest (settled_part: accuracy and learning-rate
-charts, the changes made, the nine steps, the epoch-by-epoch section) changes only when an epoch ends
-or a change is applied: the page run draws it, and the fragment reruns the page when that happens
-(settled_key), about once per epoch. With no run active, the fragment only compares the runs'
-statuses (one small query).
+Watching costs the run little (bench/live_overhead.py). While a run trains, what changes with every
+row (its progress line with elapsed time and time left, what the trainer does now, four numbers, the
+loss chart) is one element, the live view (dashboard/live_view.py), that asks the dashboard's live
+route (dashboard/live_feed.py) for new rows about once a second and redraws itself in place: the page
+does not rerun for it. The rest (settled_part: accuracy and learning-rate charts, the changes made,
+the nine steps, the epoch-by-epoch section) changes only when an epoch ends, a change is applied or
+the trainer moves on to testing or saving: the page run draws it, and the live view asks for a page
+rerun when the route says one of those happened (live_feed.settled_key; at most once per 3 s) or when
+a run started or ended anywhere; the run's own changes rerun only the run's part of the page
+(_run_body_fragment), not the form and the table of runs. Served without the route (AppTest, a bare `streamlit run dashboard/app.py`), one
+small fragment feeds the same view every LIVE_EVERY_S and reruns the page on the same changes. A
+finished run's progress line, numbers and loss chart are ordinary elements (fast_part).
 """
 from __future__ import annotations
 
@@ -32,10 +34,8 @@ import streamlit as st
 from core.runs import jobs
 from core.runs import progress as run_progress
 from core.runs.store import Run, RunError, RunStore
-from core.train.history import history_path
 from core.train.walkthrough import STEPS
-from dashboard import common, run_controls
-from dashboard import history_panel
+from dashboard import common, history_panel, live_feed, live_view, run_controls
 from dashboard.figures import training as ft
 from core.i18n import t
 from dashboard.lang import lang, tr
@@ -48,7 +48,7 @@ COMPARE_X = "train_compare_x"   # the comparison's x axis: one of ft.COMPARE_AXE
 # ---- messages and button callbacks -----------------------------------------------------------
 
 def remember(runs: list[Run]) -> None:
-    """The statuses this page run shows; the live fragment reruns the page when they change."""
+    """The statuses this page run shows; the live view (or fragment) reruns the page when they change."""
     st.session_state[SEEN] = {r.id: r.status for r in runs}
 
 
@@ -83,8 +83,8 @@ def delete(run_id: int) -> None:
 
 # ---- one run, live ---------------------------------------------------------------------------
 
-LIVE_EVERY_S = 1.5   # the live fragment while a run is active (rows arrive twice a second: worker.FLUSH_EVERY_S):
-                     # charts grow at least every 2 s, at two thirds of the cost of a rerun every second
+LIVE_EVERY_S = 1.5   # the live fragment, served without the live route (rows arrive twice a second:
+                     # worker.FLUSH_EVERY_S): charts grow at least every 2 s
 _FIGURES: OrderedDict[tuple, object] = OrderedDict()   # built charts, shared by all tabs (see figure)
 _FIGURES_LOCK = threading.Lock()
 _FIGURES_KEPT = 32
@@ -172,12 +172,9 @@ def progress_line(fraction: float, text: str) -> None:
 
 
 def fast_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
-    """What changes with every row the trainer writes: the progress line (elapsed time, time left),
-    what the trainer does right now, four numbers and the loss chart. For an active run this is
-    all the live fragment draws."""
+    """A finished run's progress line, four numbers and loss chart: what the live view shows while
+    it trains, as ordinary elements (an interactive plotly chart)."""
     progress_line(prog.fraction, prog.text(language))
-    if run.is_active:
-        st.markdown(_now_line(prog))
     # Two by two, and the charts one under another: the run's column is about 500 px wide on a
     # 1280 px projector, too narrow for four numbers or two charts side by side.
     cols = [*st.columns(2), *st.columns(2)]
@@ -196,8 +193,8 @@ def fast_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progr
 def settled_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
     """What changes only at an epoch's end or with a change made to the run: the accuracy and
     learning-rate charts (each change marked where it was applied), the list of those changes and
-    the nine steps. For an active run the page run draws it, and the live fragment reruns the page
-    when any of it would change (settled_key, stored by the page run before the fragment runs)."""
+    the nine steps. For an active run the page run draws it, and the live view (or fragment) reruns
+    the page when any of it would change (live_feed.settled_key)."""
     synthetic, base = run.dataset == "synthetic", _base(store, run, events, language)
     epochs, per_epoch, cfg = ft.run_epochs(run), run.steps_per_epoch, run.config
     acc, gap = figure(("acc", *base, epochs, per_epoch,
@@ -219,20 +216,6 @@ def settled_part(store: RunStore, run: Run, frame, events, prog: run_progress.Pr
     nine_steps(prog if run.is_active else None)
 
 
-def settled_key(store: RunStore, run: Run, events, prog: run_progress.Progress) -> tuple:
-    """Everything the slow parts of an active run show, in a few numbers: the epoch rows read, the
-    changes and where they were applied, the run's plan, the trainer's phase (the nine steps'
-    highlight: it changes two or three times per epoch), the prediction history file."""
-    try:
-        history = history_path(store.run_dir(run.id)).stat().st_mtime_ns
-    except OSError:
-        history = None
-    versions = _entry(run)["versions"]
-    epoch_rows = tuple(sorted((n, v) for n, v in versions.items() if n.startswith("epoch_") or n == "lr"))
-    return (run.id, run.attempts, run.steps_per_epoch, run.total_steps, epoch_rows,
-            tuple((e.id, e.step) for e in events), _phase(prog), history)
-
-
 # ---- the nine steps, with the trainer's phase ------------------------------------------------
 
 def step_name(number: int) -> str:
@@ -243,15 +226,6 @@ def step_name(number: int) -> str:
 
 def _now_badge() -> str:
     return f":orange-badge[:material/play_arrow: {tr('training.run.steps.now')}]"
-
-
-def _now_line(prog: run_progress.Progress) -> str:
-    """What the trainer does right now, in the words of the nine steps."""
-    if prog.status != "running":
-        return tr("training.run.steps.now_waiting")
-    phase = prog.phase or "running"
-    return _now_badge() + " " + tr(f"training.run.steps.now_{phase}", epoch=prog.epoch, epochs=prog.epochs,
-                                   step=prog.step, total=prog.total_steps or prog.step)
 
 
 def steps_markdown(loop_running: bool) -> str:
@@ -284,7 +258,7 @@ def _phase(prog: run_progress.Progress | None) -> str | None:
 def nine_steps(prog: run_progress.Progress | None) -> None:
     """The tutorial's nine training steps, open; for an active run (`prog`) what the trainer does now
     is highlighted: the whole loop (steps 1-9) while it trains, the test or the save after an epoch.
-    The line saying so, with the step it is at, is under the progress bar (fast_part)."""
+    The line saying so, with the step it is at, is under the progress bar (the live view)."""
     phase = _phase(prog)
     with st.expander(tr("training.run.steps.title"), expanded=True):
         st.caption(tr("training.run.steps.intro"))
@@ -293,13 +267,13 @@ def nine_steps(prog: run_progress.Progress | None) -> None:
         st.caption(tr("training.run.steps.engine"))
 
 
-# ---- the live fragment -----------------------------------------------------------------------
+# ---- the live view ---------------------------------------------------------------------------
 
 @st.fragment(run_every=LIVE_EVERY_S)
 def _live(run_id: int | None) -> None:
-    """Redraws the fast part of the selected run while it trains; reruns the whole page when a
-    status changed anywhere, or when the run's slow parts would change (an epoch ended, a change
-    was applied); with no run active it only compares the statuses (one small query)."""
+    """Without the live route only (see live): feeds the live view of the selected run while it
+    trains; reruns the whole page when a status changed anywhere, or when the run's slow parts would
+    change (an epoch ended, a change was applied); with no run active it only compares the statuses."""
     store = common.polling_store()
     if store.statuses() != st.session_state.get(SEEN):  # started, stopped or finished anywhere
         st.rerun()
@@ -307,45 +281,72 @@ def _live(run_id: int | None) -> None:
     if run is None or not run.is_active:
         return
     language = lang()
-    frame = metrics_for(store, run)
-    events = store.events(run.id)
-    prog = ft.progress(run, frame)
-    if settled_key(store, run, events, prog) != st.session_state.get(SETTLED):
+    view = live_feed.view(store, run, metrics_for(store, run), store.events(run.id), language)
+    if view["settled"] != st.session_state.get(SETTLED):
         st.rerun()
-    fast_part(store, run, frame, events, prog, language)
+    live_view.show(run.id, language=language, seen=st.session_state[SEEN], view=view, poll=False)
 
 
-def live(run_id: int | None) -> None:
-    """The live part of the selected run, rerun every LIVE_EVERY_S (with no run active it only
-    compares the statuses). One fragment defined once: a fragment made anew on every page run
-    can leave its earlier timers running in the browser."""
-    _live(run_id)
+def live(store: RunStore, run: Run | None = None, frame=None, events=None, prog=None) -> None:
+    """The live view of `run` while it trains (None: no run active, only watch the statuses).
+    Served by `python -m dashboard`, the view polls the live route itself (dashboard.live_feed) and
+    this page run only draws it once; otherwise one fragment (defined once: a fragment made anew on
+    every page run can leave its earlier timers running in the browser) feeds it every LIVE_EVERY_S."""
+    language = lang()
+    if live_feed.served():
+        view = live_feed.view(store, run, frame, events, language) if run is not None else None
+        live_view.show(run.id if run is not None else None, language=language, seen=st.session_state[SEEN],
+                       view=view)
+        return
+    if run is not None:   # what the page run drew: the fragment reruns the page when it changes
+        st.session_state[SETTLED] = live_feed.settled_key(store, run, frame, events, prog)
+    _live(run.id if run is not None else None)
 
 
 def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | None:
     """The run picker with Stop and Resume, the run's status and its charts; returns the run shown:
     epoch, batch and step explained in this run's counts, then its progress, four numbers and loss
-    chart (fast_part: the live fragment's while it trains), then the rest (settled_part)."""
-    head, counts_slot, live_slot = st.container(), st.container(), st.container()  # fixed places (fragment id)
+    chart (the live view while it trains, else fast_part), then the rest (settled_part)."""
+    head, body_slot = st.container(), st.container()  # fixed places (fragment ids)
     with head:
         run = _pick_run(runs, active)
-    if run is None:
-        with live_slot:
-            live(None)
-        return None
-    language = lang()
-    frame, events = metrics_for(store, run), store.events(run.id)
-    prog = ft.progress(run, frame)
-    counts_slot.caption(counts_text(run, prog))
-    with live_slot:
-        if run.is_active:   # what the page run read: the fragment reruns the page when it changes
-            st.session_state[SETTLED] = settled_key(store, run, events, prog)
-        live(run.id if run.is_active else None)
-        if not run.is_active:
-            fast_part(store, run, frame, events, prog, language)
-        settled_part(store, run, frame, events, prog, language)
-    history_panel.history_section(store, run)   # predictions epoch by epoch (redrawn by each page run)
+    with body_slot:
+        if run is None:
+            live(store)
+        elif run.is_active and live_feed.served():
+            _run_body_fragment(run.id)
+        else:
+            frame, events = metrics_for(store, run), store.events(run.id)
+            run_body(store, run, frame, events, ft.progress(run, frame))
     return run
+
+
+def run_body(store: RunStore, run: Run, frame, events, prog: run_progress.Progress) -> None:
+    """Everything below the run's status line: its counts, the live view or the finished run's
+    progress and loss chart, the slow parts, the predictions epoch by epoch."""
+    language = lang()
+    st.caption(counts_text(run, prog))
+    if run.is_active:
+        live(store, run, frame, events, prog)
+    else:
+        live(store)
+        fast_part(store, run, frame, events, prog, language)
+    settled_part(store, run, frame, events, prog, language)
+    history_panel.history_section(store, run)   # predictions epoch by epoch (redrawn by each run of this)
+
+
+@st.fragment
+def _run_body_fragment(run_id: int) -> None:
+    """run_body of an active run, served with the live route: the live view's trigger (an epoch
+    ended, a change was applied, the trainer's phase changed) reruns only this, not the form and
+    the table of runs beside and below it (a page run costs the browser about three times as much:
+    bench/live_overhead.py). A status changed anywhere: the whole page."""
+    store = common.polling_store()
+    if store.statuses() != st.session_state.get(SEEN):
+        st.rerun()
+    run = store.get(run_id)
+    frame, events = metrics_for(store, run), store.events(run.id)
+    run_body(store, run, frame, events, ft.progress(run, frame))
 
 
 def _run_option(run: Run, language: str) -> str:

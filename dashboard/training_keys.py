@@ -17,8 +17,8 @@ MACHINES, PER_MACHINE, ENDPOINT = "train_nnodes", "train_nproc_per_node", "train
 # state that is not a widget
 LIVE = "train_live_metrics"   # {run id: {"attempts", "last_id", "frame"}}: what this tab has read so far
 SEEN = "train_seen_statuses"  # {run id: status} at the last full run, to notice changes from elsewhere
-PROGRESS_CLASS = "cifarlab-progress"   # the live progress line's HTML class (run_panel.progress_line; tests, bench)
-SETTLED = "train_settled_parts"  # what the last full run drew of the active run's slow parts (run_panel.settled_key)
+PROGRESS_CLASS = "cifarlab-progress"   # the progress line's HTML class (run_panel.progress_line, live_view.js; tests, bench)
+SETTLED = "train_settled_parts"  # what the last full run drew of the active run's slow parts (live_feed.settled_key)
 FLASH = "train_flash"         # (kind, text) to show once after a button's callback
 # changes to the selected run while it trains (dashboard.run_controls)
 LR_FACTOR, APPLY_LR_FACTOR = "train_control_lr_factor", "train_control_apply_lr_factor"

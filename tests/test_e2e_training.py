@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from dashboard import live_feed
 from dashboard.training_keys import PROGRESS_CLASS
 
 
@@ -28,9 +29,10 @@ def settle(page, timeout: float = 60_000) -> None:
 # metrics and the run's buttons (Stop, Resume, the changes while it trains).
 FRESH = "[data-testid=stElementContainer]:not([data-stale=true])"
 MEASURE_JS = f"""() => {{
-    const charts = [...document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart]')]
+    const charts = [...document.querySelectorAll('{FRESH} [data-testid=stPlotlyChart], .cifarlab-live-chart svg')]
         .filter(e => e.offsetParent !== null).map(e => Math.round(e.getBoundingClientRect().width));
     const cut = [...document.querySelectorAll('{FRESH} [data-testid=stMetricValue], {FRESH} [data-testid=stMetricLabel],'
+            + ' .cifarlab-live-metric-value, .cifarlab-live-metric-label,'
             + ' [class*=st-key-train_control] button, .st-key-train_stop button, .st-key-train_resume button')]
         .filter(e => e.offsetParent !== null).flatMap(e => [e, ...e.querySelectorAll('*')])
         .filter(e => (e.innerText || "").trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText);
@@ -66,7 +68,10 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
     form.get_by_label("Run name (optional)").fill("browser run")
     form.get_by_role("button", name="Start training").click()
 
-    # The run shows up and its charts grow while it trains in the background.
+    # The run shows up and its charts grow while it trains in the background: the live view asks the
+    # dashboard's live route for new rows and draws them in place (dashboard/live_view.js).
+    polls = []
+    page.on("request", lambda request: polls.append(request.url) if live_feed.ROUTE in request.url else None)
     page.get_by_text(PROGRESS).first.wait_for(timeout=120_000)
     first = progress_step(page)
     page.wait_for_function(
@@ -74,6 +79,9 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
                .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
         arg=[first + 3, PROGRESS_CLASS], timeout=120_000)  # the step count moved on by more than three
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+    assert len(polls) >= 2 and all("lang=en" in url for url in polls), polls
+    expect(page.locator(".cifarlab-live-chart").filter(has_text="Loss (synthetic)")).to_be_visible()
+    assert page.locator(".cifarlab-live-chart svg path").count() >= 2   # raw and smoothed loss lines
     # The nine steps follow the trainer: the loop is marked while it trains, each chart has its caption.
     expect(page.get_by_text("Steps 1–9: the training loop.").first).to_be_visible()
     for caption in ("Light line: the training loss, each step's own loss", "Train accuracy is a running mean",

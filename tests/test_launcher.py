@@ -49,7 +49,7 @@ def test_started_from_another_folder_the_server_listens_on_loopback_only(tmp_pat
 def test_the_launcher_passes_the_safe_settings_and_the_project_config():
     cmd = launcher.command(["--server.port", "8600"])
     flags = dict(zip(cmd[5::2], cmd[6::2]))
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == REPO / "dashboard" / "app.py"
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == REPO / "dashboard" / "server.py"
     assert flags["--server.address"] == "localhost"
     assert flags["--browser.gatherUsageStats"] == "false"
     assert flags["--server.headless"] == "true"

@@ -19,6 +19,7 @@ from core.train.engine import lr_factor
 from core.train.walkthrough import STEPS
 from dashboard import run_panel
 from dashboard.training_keys import ALL_SETTINGS, COMPARE, SELECTED
+from tests.run_checks import live_views
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "training.py")
 PER_EPOCH = 8
@@ -278,9 +279,10 @@ def test_the_step_the_trainer_is_in_is_highlighted_from_its_phase_rows(store):
     store.log_metrics(run_id, [(8, 2, phase_row("training"), 1.0), (10, 2, "train_loss", 1.5)])
     at = page()
     text = nine_steps(at)
-    now = [m.value for m in at.markdown if m.value.startswith(":orange-badge")]
-    assert now == [":orange-badge[:material/play_arrow: now] **Steps 1–9: the training loop.** Epoch 2/3, "
-                   "step 10/24: steps 3–9 repeat for every batch, far too fast to follow one by one."]
+    (live,) = live_views(at)   # what the trainer does now: under the progress line, in the live view
+    assert live["view"]["now"] == {"badge": "now", "text": "**Steps 1–9: the training loop.** Epoch 2/3, "
+                                   "step 10/24: steps 3–9 repeat for every batch, far too fast to follow one by one."}
+    assert not [m.value for m in at.markdown if m.value.startswith(":orange-badge")]
     assert all(f":blue-badge[{n}]" in text for n in range(1, 10)) and ":gray-badge[" not in text
     after = [m.value for m in at.markdown if m.value.startswith("**After each epoch · test**")]
     assert len(after) == 1 and ":orange-badge" not in after[0]
@@ -292,7 +294,7 @@ def test_the_step_the_trainer_is_in_is_highlighted_from_its_phase_rows(store):
     (after,) = [m.value for m in at.markdown if "After each epoch · test" in m.value]
     assert after.startswith(":orange-badge[:material/play_arrow: now] **After each epoch · test**")
     assert after.count(":orange-badge") == 1                     # the save line is not highlighted
-    assert any(m.value.endswith("**After the epoch: testing** (below the nine steps).") for m in at.markdown)
+    assert live_views(at)[0]["view"]["now"]["text"] == "**After the epoch: testing** (below the nine steps)."
 
     store.log_metrics(run_id, [(16, 2, phase_row("saving"), 1.0)])
     at.run()

@@ -12,11 +12,11 @@ from core.runs import jobs
 from core.runs.progress import PHASES, phase_row
 from core.runs.store import RunStore
 from core.train.config import TrainConfig
-from dashboard import run_panel
+from dashboard import live_feed, run_panel
 from dashboard.figures import training as ft
 from dashboard.training_keys import ALL_SETTINGS, COMPARE
 from tests.i18n_checks import english_in_charts, english_leftovers
-from tests.run_checks import progress_shown
+from tests.run_checks import live_views, progress_shown
 from tests.test_training_run_page import page, stored_run
 
 ALLOWED = frozenset({"EMA", "pts"})   # the tutorial's own Latin words, and units
@@ -63,8 +63,10 @@ def test_a_training_run_with_changes_speaks_chinese(store):
     at = page("zh")
     assert english_leftovers(at) == [] and chart_words(at) == []
     assert progress_shown(at)[0][1].startswith("训练中 · epoch 2/3 · step 10/24")
-    assert any(m.value.startswith(":orange-badge[:material/play_arrow: 正在进行] **第 1–9 步：训练循环。**")
-               for m in at.markdown)
+    (live,) = live_views(at)
+    assert live["view"]["now"]["badge"] == "正在进行" and live["view"]["now"]["text"].startswith("**第 1–9 步：训练循环。**")
+    assert [e["text"] for e in live["view"]["loss"]["events"]] == ["学习率 × 0.5"]
+    assert live["words"] == live_feed.loss_words("zh") and live["words"]["raw"] != live_feed.loss_words("en")["raw"]
     events = at.dataframe[0].value
     assert events["修改"].tolist() == ["学习率 × 0.5", "本 epoch 结束后停止"]
     assert events["生效位置"].tolist() == ["第 10 个 step 之后（第 2 个 epoch）", "等待训练程序执行"]

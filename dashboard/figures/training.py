@@ -26,6 +26,7 @@ COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db
 RAW_COLOR, SMOOTH_COLOR, TEST_COLOR = "#93c5fd", "#1d4ed8", "#dc2626"
 EVENT_COLOR, LR_COLOR = "#7c3aed", "#059669"
 EPOCH_MEAN_COLOR, GAP_COLOR = "#0f766e", "#b45309"
+EMA_ALPHA = 0.2   # the smoothed training loss: each point is 0.2 new + 0.8 old
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
 # Material icons for st.markdown / st.badge (emoji need a colour-emoji font, which browsers may lack)
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
@@ -78,7 +79,7 @@ def series(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame[frame["name"] == name].sort_values("step")
 
 
-def ema(values: pd.Series, alpha: float = 0.2) -> pd.Series:
+def ema(values: pd.Series, alpha: float = EMA_ALPHA) -> pd.Series:
     """Exponential moving average (the smoothed curve): each point is alpha new + (1 - alpha) old."""
     return values.ewm(alpha=alpha, adjust=True, ignore_na=True).mean()
 
@@ -105,24 +106,38 @@ def applied_events(events: list[RunEvent] | None) -> list[RunEvent]:
     return sorted((e for e in events or [] if not e.pending), key=lambda e: (e.step, e.id))
 
 
+def event_marks(events: list[RunEvent] | None, rates: pd.DataFrame | None = None,
+                lang: str = "en") -> list[tuple[int, str]]:
+    """(step, label) of each applied control, in step order (`rates`: lr_series rows, so an lr
+    change's label ends with the new rate)."""
+    new_lr = dict(zip(rates["step"], rates["value"])) if rates is not None else {}
+    marks = []
+    for event in applied_events(events):
+        text = event_text(event.kind, event.value, lang)
+        if event.kind == "lr_factor" and event.step in new_lr:   # "lr → X" says it already
+            text += f" → {new_lr[event.step]:.3g}"
+        marks.append((int(event.step), text))
+    return marks
+
+
 def mark_events(fig: go.Figure, events: list[RunEvent] | None, *, per_epoch: int | None = None,
                 rates: pd.DataFrame | None = None, lang: str = "en") -> None:
     """A dashed vertical line, labelled, at the step where each control was applied (`per_epoch`:
     the x axis counts epochs, so the line sits at step / steps per epoch; `rates`: lr_series rows,
     so an lr change's label ends with the new rate)."""
-    new_lr = dict(zip(rates["step"], rates["value"])) if rates is not None else {}
-    for i, event in enumerate(applied_events(events)):
-        x = event.step / per_epoch if per_epoch else event.step
-        text = event_text(event.kind, event.value, lang)
-        if event.kind == "lr_factor" and event.step in new_lr:   # "lr → X" says it already
-            text += f" → {new_lr[event.step]:.3g}"
+    for i, (step, text) in enumerate(event_marks(events, rates, lang)):
+        x = step / per_epoch if per_epoch else step
         fig.add_vline(x=x, line=dict(color=EVENT_COLOR, width=1.5, dash="dash"),
                       annotation=dict(text=text, font=dict(color=EVENT_COLOR, size=11),
                                       yshift=-14 * (i % 3)),
                       annotation_position="top right")
 
 
-def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 0.2,
+def loss_title(lang: str, synthetic: bool = False) -> str:
+    return _title("loss_title", lang, synthetic)
+
+
+def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = EMA_ALPHA,
                 events: list[RunEvent] | None = None, lang: str = "en") -> go.Figure:
     """Training loss per reported step (raw and EMA-smoothed), the test loss of each epoch and the
     epoch's mean training loss (at the step where the epoch ended, beside its test loss)."""
@@ -150,7 +165,7 @@ def loss_figure(frame: pd.DataFrame, *, synthetic: bool = False, alpha: float = 
                     customdata=means["epoch"], hovertemplate=f"{epoch} %{{customdata}}<br>"
                     f"{t('training.run.chart.train_epoch_mean_hover', lang)} %{{y:.4f}}<extra></extra>")
     fig.update_layout(**LAYOUT, legend=LEGEND_RUN_LOSS)
-    fig.update_layout(title_text=_title("loss_title", lang, synthetic))
+    fig.update_layout(title_text=loss_title(lang, synthetic))
     if train.empty:
         _waiting_note(fig, t("training.run.chart.loss_waiting", lang))
     mark_events(fig, events, lang=lang)
