@@ -75,8 +75,12 @@ class LiveView {
     this.svg = svgNode(this.chart, "svg", { role: "img" });
     this.legend = add(this.chart, "div", "cifarlab-live-legend");
     this.tip = add(this.chart, "div", "cifarlab-live-tip");
-    this.svg.addEventListener("mousemove", (e) => this.hover(e));
-    this.svg.addEventListener("mouseleave", () => { this.tip.style.display = "none"; this.hoverLine?.remove(); });
+    this.svg.addEventListener("mousemove", (e) => { this.pointer = e.clientX; this.hover(); });
+    this.svg.addEventListener("mouseleave", () => {
+      this.pointer = null;
+      this.tip.style.display = "none";
+      this.hoverLine?.remove();
+    });
     this.resize = new ResizeObserver(() => this.drawSoon());
     this.resize.observe(this.chart);
   }
@@ -235,6 +239,7 @@ class LiveView {
       svgNode(svg, "text", { x: PLOT.left + sc.plotW / 2, y: PLOT.top + sc.plotH / 2, "text-anchor": "middle", class: "cifarlab-live-waiting" }).textContent = words.waiting;
     }
     this.drawLegend();
+    if (this.pointer != null) this.hover();   // the reading under the pointer follows the new points
   }
 
   line(steps, values, style, marker, size) {
@@ -263,11 +268,11 @@ class LiveView {
     if (this.legendHtml !== html) this.legend.innerHTML = this.legendHtml = html;
   }
 
-  hover(event) {
+  hover() {
     const p = this.points, sc = this.sc;
     if (!sc || !p.step.length) return;
     const box = this.svg.getBoundingClientRect();
-    const step = ((event.clientX - box.left - PLOT.left) / sc.plotW) * sc.xMax;
+    const step = ((this.pointer - box.left - PLOT.left) / sc.plotW) * sc.xMax;
     let lo = 0, hi = p.step.length - 1;
     while (lo < hi) {            // the first point at or after `step`, then the nearer of it and the one before
       const mid = (lo + hi) >> 1;
