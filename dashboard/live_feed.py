@@ -40,13 +40,20 @@ LANGUAGES = ("en", "zh")
 _served = False
 
 
-def serve():
+def route_path(base_url: str | None = "") -> str:
+    """ROUTE under the server's base URL path (Streamlit's server.baseUrlPath, e.g. behind a proxy):
+    st.App mounts its own routes at the root, so the base is part of the route's path."""
+    base = (base_url or "").strip("/")
+    return f"/{base}{ROUTE}" if base else ROUTE
+
+
+def serve(base_url: str | None = ""):
     """The route for st.App (dashboard/server.py); pages served with it poll it instead of rerunning."""
     from starlette.routing import Route
 
     global _served
     _served = True
-    return Route(ROUTE, endpoint, methods=["GET"])
+    return Route(route_path(base_url), endpoint, methods=["GET"])
 
 
 def served() -> bool:

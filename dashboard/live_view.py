@@ -36,7 +36,8 @@ def show(run_id: int | None, *, language: str, seen: dict[int, str], view: dict 
     """The view of `run_id` (None: nothing to show, only watch the statuses) with `view`
     (live_feed.view) as the page run read it; `seen`: the statuses this page run shows. `poll`: ask
     the route for what is new (False: a fragment calls this again with new data)."""
-    data = {"run_id": run_id, "lang": language, "poll": live_feed.ROUTE if poll else None,
+    url = live_feed.route_path(st.get_option("server.baseUrlPath"))
+    data = {"run_id": run_id, "lang": language, "poll": url if poll else None,
             "every_ms": live_feed.POLL_EVERY_MS, "rerun_gap_ms": live_feed.RERUN_GAP_MS, "seen": live_feed.statuses_digest(seen),
             "settled": view["settled"] if view else None, "view": view,
             "words": live_feed.loss_words(language), "colors": COLORS, "progress_class": PROGRESS_CLASS}

@@ -11,4 +11,6 @@ import streamlit as st
 
 from dashboard import live_feed
 
-app = st.App(Path(__file__).resolve().with_name("app.py"), routes=[live_feed.serve()])
+# The command line's options are set before this runs: the route follows --server.baseUrlPath.
+app = st.App(Path(__file__).resolve().with_name("app.py"),
+             routes=[live_feed.serve(st.get_option("server.baseUrlPath"))])

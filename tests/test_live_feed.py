@@ -179,3 +179,21 @@ def test_the_endpoint_is_a_plain_function_for_starlettes_thread_pool(monkeypatch
     monkeypatch.setattr(live_feed, "_served", False)   # serve() marks this process as serving: undone after
     assert not asyncio.iscoroutinefunction(live_feed.endpoint)
     assert live_feed.serve().path == live_feed.ROUTE and live_feed.served()
+
+
+def test_behind_a_base_url_path_the_route_and_the_view_use_it(store, served, monkeypatch):
+    from streamlit import config
+
+    assert live_feed.route_path(None) == live_feed.route_path("") == live_feed.ROUTE
+    assert live_feed.route_path("/lab/") == live_feed.route_path("lab") == "/lab" + live_feed.ROUTE
+    monkeypatch.setattr(live_feed, "_served", False)   # serve() marks this process as serving: undone after
+    assert live_feed.serve("lab").path == "/lab/cifarlab/live"
+    monkeypatch.setattr(live_feed, "_served", True)
+    training(store)
+    before = config.get_option("server.baseUrlPath")
+    config.set_option("server.baseUrlPath", "lab")     # as `python -m dashboard --server.baseUrlPath lab`
+    try:
+        (data,) = live_views(page())
+    finally:
+        config.set_option("server.baseUrlPath", before)
+    assert data["poll"] == "/lab/cifarlab/live"
