@@ -79,7 +79,10 @@ def test_start_watch_and_stop_a_run_in_the_browser(app_server, page, screenshot_
                .some(el => { const m = el.innerText.match(/step (\\d+)\\//); return m && +m[1] > first; })""",
         arg=[first + 3, PROGRESS_CLASS], timeout=120_000)  # the step count moved on by more than three
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
-    assert len(polls) >= 2 and all("lang=en" in url for url in polls), polls
+    with page.expect_request(lambda request: live_feed.ROUTE in request.url, timeout=60_000) as polled:
+        pass   # the view keeps asking (about once a second) for the run's new rows, in the page's language
+    assert "run=" in polled.value.url and "lang=en" in polled.value.url
+    assert polls and all("lang=en" in url for url in polls), polls
     expect(page.locator(".cifarlab-live-chart").filter(has_text="Loss (synthetic)")).to_be_visible()
     assert page.locator(".cifarlab-live-chart svg path").count() >= 2   # raw and smoothed loss lines
     # The nine steps follow the trainer: the loop is marked while it trains, each chart has its caption.
