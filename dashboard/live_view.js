@@ -118,7 +118,8 @@ class LiveView {
     this.busy = true;
     let fresh = false;
     try {
-      const last = this.points.step.length ? this.points.step[this.points.step.length - 1] : -1;
+      const steps = this.points.step;
+      const last = steps.length && !this.resync ? steps[steps.length - 1] : -1;
       const query = new URLSearchParams({ after: String(last), lang: data.lang });
       if (data.run_id !== null) query.set("run", String(data.run_id));
       const response = await fetch(`${data.poll}?${query}`, { cache: "no-store" });
@@ -171,8 +172,10 @@ class LiveView {
       points.raw.push(...loss.raw);
       points.smooth.push(...loss.smooth);
     } else {
-      this.points = { step: [], raw: [], smooth: [] };   // out of step with the route: ask for all again
+      this.resync = true;   // out of step with the route (points missed): the next poll asks for all
+      return false;
     }
+    this.resync = false;
     const epochs = JSON.stringify([loss.test, loss.means, loss.events, loss.title]);
     const grew = loss.step.length > 0;
     if (grew || whole || epochs !== this.epochs) {
