@@ -42,6 +42,12 @@ function niceTicks(max, count) {  // round steps (1, 2 or 5 times a power of ten
   return ticks;
 }
 
+function largest(floor, ...lists) {   // a loop, not Math.max(...list): a long run has too many points to spread
+  let top = floor;
+  for (const list of lists) for (const v of list) if (v !== null && v > top) top = v;
+  return top;
+}
+
 function tickText(value) {
   return Math.abs(value) >= 1000 ? value.toLocaleString("en") : String(+value.toPrecision(4));
 }
@@ -193,9 +199,8 @@ class LiveView {
 
   scales() {
     const width = Math.max(this.chart.clientWidth, 200), p = this.points, loss = this.loss;
-    const steps = [...p.step, ...loss.test.step, ...loss.means.step, ...loss.events.map((e) => e.step)];
-    const values = [...p.raw, ...p.smooth, ...loss.test.value, ...loss.means.value].filter((v) => v !== null);
-    const xMax = Math.max(1, ...steps), yMax = Math.max(1e-9, ...values) * 1.05;
+    const xMax = largest(1, p.step, loss.test.step, loss.means.step, loss.events.map((e) => e.step));
+    const yMax = largest(1e-9, p.raw, p.smooth, loss.test.value, loss.means.value) * 1.05;
     const plotW = width - PLOT.left - PLOT.right, plotH = PLOT.height - PLOT.top - PLOT.bottom;
     return {
       width, xMax, yMax, plotW, plotH,

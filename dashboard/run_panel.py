@@ -18,9 +18,10 @@ the nine steps, the epoch-by-epoch section) changes only when an epoch ends, a c
 the trainer moves on to testing or saving: the page run draws it, and the live view asks for a page
 rerun when the route says one of those happened (live_feed.settled_key; at most once per 3 s) or when
 a run started or ended anywhere; the run's own changes rerun only the run's part of the page
-(_run_body_fragment), not the form and the table of runs. Served without the route (AppTest, a bare `streamlit run dashboard/app.py`), one
-small fragment feeds the same view every LIVE_EVERY_S and reruns the page on the same changes. A
-finished run's progress line, numbers and loss chart are ordinary elements (fast_part).
+(_run_body_fragment), not the form and the table of runs. Served without the route (AppTest, a
+bare `streamlit run dashboard/app.py`), one small fragment feeds the same view every LIVE_EVERY_S
+and reruns the page on the same changes. A finished run's progress line, numbers and loss chart
+are ordinary elements (finished_part).
 """
 from __future__ import annotations
 
@@ -157,9 +158,10 @@ def _base(store: RunStore, run: Run, events, language: str) -> tuple:
 
 
 def progress_line(fraction: float, text: str) -> None:
-    """The run's progress: its line of text over a bar, one markdown element that does not animate.
-    st.progress eases its bar to each new width, and on the live page (a new width every 1.5 s)
-    that cost the browser about 4% of a core on its own (bench/live_overhead.py --replay)."""
+    """The run's progress: its line of text over a bar, one markdown element, drawn as the live view
+    draws it (the same class, PROGRESS_CLASS, and the same look when a run ends). Not st.progress:
+    it eases its bar to each new width, which cost the browser about 4% of a core when this line
+    was redrawn every 1.5 s (bench/live_overhead.py --replay; the fragment still does without the route)."""
     percent = 100 * min(max(fraction, 0.0), 1.0)
     color = st.get_option("theme.primaryColor") or "#2563eb"
     st.markdown(
@@ -171,18 +173,15 @@ def progress_line(fraction: float, text: str) -> None:
         f'</div></div>', unsafe_allow_html=True)
 
 
-def fast_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
-    """A finished run's progress line, four numbers and loss chart: what the live view shows while
-    it trains, as ordinary elements (an interactive plotly chart)."""
+def finished_part(store: RunStore, run: Run, frame, events, prog: run_progress.Progress, language: str) -> None:
+    """A run's progress line, four numbers and loss chart when it is not training: what the live
+    view shows while it trains (the same numbers: live_feed.metrics), as ordinary elements, with an
+    interactive plotly chart."""
     progress_line(prog.fraction, prog.text(language))
     # Two by two, and the charts one under another: the run's column is about 500 px wide on a
     # 1280 px projector, too narrow for four numbers or two charts side by side.
-    cols = [*st.columns(2), *st.columns(2)]
-    cols[0].metric(tr("training.run.metric.epoch"), f"{prog.epoch}/{prog.epochs}")
-    cols[1].metric(tr("training.run.metric.step"), f"{prog.step}" + (f"/{prog.total_steps}" if prog.total_steps else ""))
-    cols[2].metric(tr("training.run.metric.speed"), f"{prog.images_per_sec:,.0f}" if prog.images_per_sec else "–")
-    label, value, help_text = ft.model_accuracy(run, frame, language)
-    cols[3].metric(label, value, help=help_text)
+    for col, number in zip([*st.columns(2), *st.columns(2)], live_feed.metrics(run, frame, prog, language)):
+        col.metric(number["label"], number["value"], help=number.get("help"))
     synthetic = run.dataset == "synthetic"
     loss = figure(("loss", *_base(store, run, events, language),
                    _versions(run, "train_loss", "epoch_test_loss", "epoch_train_loss")),
@@ -269,15 +268,21 @@ def nine_steps(prog: run_progress.Progress | None) -> None:
 
 # ---- the live view ---------------------------------------------------------------------------
 
+def _fragment_run(run_id: int | None) -> tuple[RunStore, Run | None]:
+    """What a fragment starts with: the whole page reruns when a status changed anywhere (a run
+    started, stopped or finished); else the store and the run `run_id` (None: none, or deleted)."""
+    store = common.polling_store()
+    if store.statuses() != st.session_state.get(SEEN):
+        st.rerun()
+    return store, store.get(run_id) if run_id is not None and run_id in st.session_state[SEEN] else None
+
+
 @st.fragment(run_every=LIVE_EVERY_S)
 def _live(run_id: int | None) -> None:
     """Without the live route only (see live): feeds the live view of the selected run while it
     trains; reruns the whole page when a status changed anywhere, or when the run's slow parts would
     change (an epoch ended, a change was applied); with no run active it only compares the statuses."""
-    store = common.polling_store()
-    if store.statuses() != st.session_state.get(SEEN):  # started, stopped or finished anywhere
-        st.rerun()
-    run = store.get(run_id) if run_id is not None and run_id in st.session_state[SEEN] else None
+    store, run = _fragment_run(run_id)
     if run is None or not run.is_active:
         return
     language = lang()
@@ -306,7 +311,7 @@ def live(store: RunStore, run: Run | None = None, frame=None, events=None, prog=
 def selected_run(store: RunStore, runs: list[Run], active: list[Run]) -> Run | None:
     """The run picker with Stop and Resume, the run's status and its charts; returns the run shown:
     epoch, batch and step explained in this run's counts, then its progress, four numbers and loss
-    chart (the live view while it trains, else fast_part), then the rest (settled_part)."""
+    chart (the live view while it trains, else finished_part), then the rest (settled_part)."""
     head, body_slot = st.container(), st.container()  # fixed places (fragment ids)
     with head:
         run = _pick_run(runs, active)
@@ -330,7 +335,7 @@ def run_body(store: RunStore, run: Run, frame, events, prog: run_progress.Progre
         live(store, run, frame, events, prog)
     else:
         live(store)
-        fast_part(store, run, frame, events, prog, language)
+        finished_part(store, run, frame, events, prog, language)
     settled_part(store, run, frame, events, prog, language)
     history_panel.history_section(store, run)   # predictions epoch by epoch (redrawn by each run of this)
 
@@ -339,12 +344,11 @@ def run_body(store: RunStore, run: Run, frame, events, prog: run_progress.Progre
 def _run_body_fragment(run_id: int) -> None:
     """run_body of an active run, served with the live route: the live view's trigger (an epoch
     ended, a change was applied, the trainer's phase changed) reruns only this, not the form and
-    the table of runs beside and below it (a page run costs the browser about three times as much:
-    bench/live_overhead.py). A status changed anywhere: the whole page."""
-    store = common.polling_store()
-    if store.statuses() != st.session_state.get(SEEN):
-        st.rerun()
-    run = store.get(run_id)
+    the table of runs beside and below it (about 30% less browser CPU per epoch's end in a replay:
+    bench/README.md). A status changed anywhere: the whole page."""
+    store, run = _fragment_run(run_id)
+    if run is None:
+        return
     frame, events = metrics_for(store, run), store.events(run.id)
     run_body(store, run, frame, events, ft.progress(run, frame))
 
